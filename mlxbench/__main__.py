@@ -1,0 +1,3 @@
+from mlxbench.cli import main
+
+raise SystemExit(main())

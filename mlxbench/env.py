@@ -1,0 +1,193 @@
+"""Environment capture: what machine, backend, BLAS and versions a run measured.
+
+``mlxbench env`` prints it; every run stores it as ``env.json`` and every record
+carries its ``env_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import mlxbench
+from mlxbench import blas
+
+# Fields that identify a machine + software stack (calibration figures vary run to run).
+IDENTITY_FIELDS = ("os", "machine", "cpu", "memory_total_bytes", "mlx", "mlx_lm", "python", "blas")
+
+
+def cpu_name() -> str:
+    if sys.platform == "darwin":
+        out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def mlx_device() -> dict:
+    """MLX's default device and the backend behind it."""
+    import mlx.core as mx
+
+    device = mx.default_device()
+    kind = "gpu" if device.type == mx.gpu else "cpu"
+    if kind == "gpu" and mx.metal.is_available():
+        backend = "Metal"
+    elif kind == "gpu" and hasattr(mx, "cuda") and mx.cuda.is_available():
+        backend = "CUDA"
+    else:
+        backend = "CPU"
+    info = {}
+    try:
+        info = {k: v for k, v in mx.device_info().items() if isinstance(v, (str, int, float))}
+    except Exception:  # older MLX or no device info on this backend
+        pass
+    return {"version": mx.__version__, "device": kind, "backend": backend, "device_info": info}
+
+
+def git_sha() -> str | None:
+    """The mlxbench checkout's commit (with -dirty when modified), if run from one."""
+    root = Path(mlxbench.__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--verify", "-q", "HEAD"],
+            capture_output=True, text=True, timeout=5,
+        )
+        sha = head.stdout.strip() if head.returncode == 0 else ""
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (sha + ("-dirty" if dirty else "")) if sha else None
+
+
+def _best_rate(work, amount: float, budget_s: float) -> float:
+    """Best amount/second of ``work()`` over repeats that fit in about ``budget_s``."""
+    work()  # warm-up: allocation, first dispatch
+    best = 0.0
+    deadline = time.perf_counter() + budget_s
+    while True:
+        start = time.perf_counter()
+        work()
+        elapsed = time.perf_counter() - start
+        best = max(best, amount / elapsed)
+        if time.perf_counter() + elapsed > deadline:
+            return best
+
+
+def measure_matmul_gflops(n: int = 1024, budget_s: float = 1.0) -> float:
+    """Measured fp32 n×n matmul throughput of the default device, GFLOP/s."""
+    import mlx.core as mx
+
+    a = mx.random.normal((n, n), dtype=mx.float32)
+    b = mx.random.normal((n, n), dtype=mx.float32)
+    mx.eval(a, b)
+    return _best_rate(lambda: mx.eval(a @ b), 2 * n**3, budget_s) / 1e9
+
+
+def measure_memory_bandwidth_gbps(megabytes: int = 256, budget_s: float = 1.0) -> float:
+    """Measured bandwidth of an fp32 elementwise copy (read + write) on the default device, GB/s."""
+    import mlx.core as mx
+
+    x = mx.ones((megabytes * 2**20 // 4,), dtype=mx.float32)
+    mx.eval(x)
+    return _best_rate(lambda: mx.eval(x + 1.0), 2 * x.nbytes, budget_s) / 1e9
+
+
+def capture(calibrate: bool = True) -> dict:
+    """The environment of this process, as a JSON-able dict."""
+    import psutil
+
+    import mlx_lm  # noqa: F401  (import errors surface here, not mid-run)
+
+    env = {
+        "os": {"system": platform.system(), "release": platform.release(), "platform": platform.platform()},
+        "machine": platform.machine(),
+        "cpu": {
+            "name": cpu_name(),
+            "physical_cores": psutil.cpu_count(logical=False),
+            "logical_cores": psutil.cpu_count(logical=True),
+        },
+        "memory_total_bytes": psutil.virtual_memory().total,
+        "mlx": mlx_device(),
+        "mlx_lm": {"version": _version("mlx-lm")},
+        "python": platform.python_version(),
+        "blas": blas.load().to_dict(),
+        "mlxbench": {"version": mlxbench.__version__, "git_sha": git_sha()},
+        "hostname": platform.node(),
+        "captured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    env["env_id"] = env_id(env)
+    if calibrate:
+        env["calibration"] = {
+            "measured": True,
+            "matmul_fp32_gflops": round(measure_matmul_gflops(), 1),
+            "memory_bandwidth_gbps": round(measure_memory_bandwidth_gbps(), 1),
+        }
+    return env
+
+
+def env_id(env: dict) -> str:
+    """A short stable id of the machine + software stack."""
+    identity = {k: env[k] for k in IDENTITY_FIELDS if k in env}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def format_text(env: dict) -> str:
+    gib = env["memory_total_bytes"] / 2**30
+    mx_ = env["mlx"]
+    blas_ = env["blas"]
+    lines = [
+        f"OS              {env['os']['platform']}",
+        f"CPU             {env['cpu']['name']} ({env['cpu']['physical_cores']} physical / "
+        f"{env['cpu']['logical_cores']} logical cores)",
+        f"Memory          {gib:.1f} GiB",
+        f"MLX             {mx_['version']} on {mx_['device']} ({mx_['backend']} backend)",
+        f"mlx-lm          {env['mlx_lm']['version']}",
+        f"Python          {env['python']}",
+        f"BLAS            {blas_['name']}{'' if blas_['optimized'] else '  <-- NOT OPTIMIZED'}",
+        f"mlxbench        {env['mlxbench']['version']} (git {env['mlxbench']['git_sha'] or 'n/a'})",
+        f"env id          {env['env_id']}",
+    ]
+    if cal := env.get("calibration"):
+        lines += [
+            "Calibration (measured now):",
+            f"  fp32 matmul      {cal['matmul_fp32_gflops']:.1f} GFLOP/s",
+            f"  memory bandwidth {cal['memory_bandwidth_gbps']:.1f} GB/s",
+        ]
+    return "\n".join(lines)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--no-calibrate", action="store_true", help="skip the matmul/bandwidth measurement")
+
+
+def main(args) -> int:
+    blas.warn_if_reference()
+    env = capture(calibrate=not args.no_calibrate)
+    print(json.dumps(env, indent=2) if args.json else format_text(env))
+    return 0

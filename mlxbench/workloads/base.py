@@ -1,0 +1,115 @@
+"""The small interface every workload implements; the runner owns timing and statistics.
+
+Lifecycle, driven by the worker (mlxbench.worker) for one case::
+
+    wl = WorkloadClass(params, seed)   # params: resolved and validated
+    wl.setup()                         # build model and data (untimed)
+    wl.step() × warmup                 # untimed
+    wl.step() × repeat                 # each timed by the runner as step_time_s
+    wl.metrics(timed)                  # derived figures (tokens/s, FLOPs, …)
+
+``step()`` must ``mx.eval`` everything it produced before returning, so the
+runner's timer measures the work and not the graph construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+REGISTRY: dict[str, type["Workload"]] = {}
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared workload parameter: its name, type, default and help text."""
+
+    name: str
+    type: type  # int, float, bool, str, dict or list
+    default: Any = _MISSING
+    help: str = ""
+    choices: tuple | None = None
+    nullable: bool = False  # accepts null
+    minimum: float | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is _MISSING
+
+    def check(self, value: Any) -> str | None:
+        """None if ``value`` is acceptable, else 'expected …, got …'."""
+        if value is None:
+            return None if self.nullable else f"expected {self.describe()}, got null"
+        if self.choices is not None and value not in self.choices:
+            return f"expected one of {', '.join(map(repr, self.choices))}, got {value!r}"
+        ok_type = isinstance(value, self.type) and not (self.type is not bool and isinstance(value, bool))
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            ok_type = True
+        if not ok_type or (self.minimum is not None and value < self.minimum):
+            return f"expected {self.describe()}, got {value!r}"
+        return None
+
+    def describe(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(map(repr, self.choices))
+        words = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+                 dict: "a mapping", list: "a list"}[self.type]
+        if self.minimum == 1 and self.type is int:
+            words = "a positive integer"
+        elif self.minimum is not None:
+            words += f" ≥ {self.minimum}"
+        return words + (" or null" if self.nullable else "")
+
+
+class Workload:
+    """Base class: subclass, declare ``name`` and ``params``, implement ``setup`` and ``step``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    params: ClassVar[tuple[Param, ...]] = ()
+    # Parameters that must not change what a step computes (e.g. gradient checkpointing):
+    # a variant that differs from the baseline only in these is checked for equivalence.
+    equivalent_params: ClassVar[frozenset[str]] = frozenset()
+    # Metric names shown in the one-line summary of a finished case.
+    headline: ClassVar[tuple[str, ...]] = ("step_time_s", "peak_memory_bytes")
+    # Phase name the profiler gives the timed steps.
+    timed_phase: ClassVar[str] = "step"
+
+    def __init__(self, params: dict, seed: int = 0):
+        self.p = params
+        self.seed = seed
+
+    @classmethod
+    def defaults(cls) -> dict:
+        return {p.name: p.default for p in cls.params if not p.required}
+
+    @classmethod
+    def check(cls, params: dict) -> list[tuple[str, str]]:
+        """Errors in a combination of (already type-checked) parameters: (key, message) pairs."""
+        return []
+
+    def setup(self) -> None:
+        """Build the model and data. Untimed."""
+
+    def step(self) -> dict[str, float] | None:
+        """Run one unit of work, fully evaluated. May return extra per-step measurements."""
+        raise NotImplementedError
+
+    def metrics(self, timed: dict[str, dict]) -> dict[str, Any]:
+        """Figures derived once the timed steps are done; ``timed`` maps names to stats summaries."""
+        return {}
+
+    def equivalence(self) -> dict[str, float] | None:
+        """Figures of the first step that equivalent variants must reproduce, plus 'rtol'."""
+        return None
+
+    def teardown(self) -> None:
+        """Release what setup made (temporary files, …)."""
+
+
+def register(cls: type[Workload]) -> type[Workload]:
+    """Class decorator: make a workload available to suites by its ``name``."""
+    REGISTRY[cls.name] = cls
+    return cls
