@@ -1,0 +1,55 @@
+"""Run results on disk: one JSON line per finished case in ``records.jsonl``, plus ``env.json``.
+
+Layout of a run directory::
+
+    results/<suite>/<run id>/
+        suite.yaml      the resolved suite, as run
+        env.json        mlxbench.env.capture() of the machine
+        records.jsonl   one record per finished case, appended and flushed as each finishes
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+RECORDS = "records.jsonl"
+ENV = "env.json"
+SUITE = "suite.yaml"
+
+STATUSES = ("ok", "error", "oom", "timeout", "skipped")
+
+
+def append_record(run_dir: str | Path, record: dict) -> None:
+    """Append one record as a single line and flush it to disk before returning."""
+    line = json.dumps(record, separators=(",", ":"), allow_nan=True) + "\n"
+    with open(Path(run_dir) / RECORDS, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_records(run_dir: str | Path) -> list[dict]:
+    """Every complete record of a run, in the order written.
+
+    A line cut short by a kill mid-write is skipped: every other line is kept.
+    """
+    path = Path(run_dir) / RECORDS
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def read_env(run_dir: str | Path) -> dict:
+    """The run's environment (``env.json``), or {} when it has none."""
+    path = Path(run_dir) / ENV
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
