@@ -8,6 +8,7 @@ MLX's initializers under a fixed seed.
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 
 import mlx.core as mx
@@ -90,3 +91,37 @@ def parameter_count(net: nn.Module) -> int:
     from mlx.utils import tree_flatten
 
     return sum(v.size for _, v in tree_flatten(net.parameters()))
+
+
+def _write_tokenizer(path: Path, vocab_size: int) -> None:
+    """A word-level tokenizer over ``vocab_size`` made-up tokens, so mlx-lm's loader finds one.
+
+    Token ids in a benchmark are random; the tokenizer only has to exist and cover the vocabulary.
+    """
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    vocab = {f"t{i}": i for i in range(vocab_size)}
+    tok = Tokenizer(WordLevel(vocab, unk_token="t0"))
+    tok.pre_tokenizer = Whitespace()
+    tok.save(str(path / "tokenizer.json"))
+    (path / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "t0",
+        "bos_token": "t1", "eos_token": "t2", "model_max_length": 1 << 20,
+    }))
+
+
+def write_model_dir(model: str, path: str | Path, seed: int = 0, dtype: str = "float32") -> Path:
+    """Write a preset as a local model directory (config.json, model.safetensors, tokenizer).
+
+    mlx-lm's own tools (``mlx_lm benchmark``, ``mlx_lm lora``) and the ``load`` workload read it.
+    """
+    from mlx_lm.utils import save_config, save_model
+
+    path = Path(path)
+    net, config = build(model, seed=seed, dtype=dtype)
+    save_model(path, net)
+    save_config(dict(config), config_path=path / "config.json")
+    _write_tokenizer(path, config["vocab_size"])
+    return path
