@@ -21,7 +21,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
     "tiny": ("llama", dict(hidden_size=64, num_hidden_layers=2, intermediate_size=128,
                            num_attention_heads=4, num_key_value_heads=2, vocab_size=256,
                            rms_norm_eps=1e-5, tie_word_embeddings=True)),
-    "small": ("llama", dict(hidden_size=512, num_hidden_layers=8, intermediate_size=1376,
+    "small": ("llama", dict(hidden_size=512, num_hidden_layers=8, intermediate_size=1408,
                             num_attention_heads=8, num_key_value_heads=8, vocab_size=8192,
                             rms_norm_eps=1e-5, tie_word_embeddings=True)),
     "medium": ("llama", dict(hidden_size=768, num_hidden_layers=12, intermediate_size=2048,
@@ -43,6 +43,10 @@ PRESETS: dict[str, tuple[str, dict]] = {
 
 DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
 
+# What MLX's affine quantization supports (mx.quantize).
+QUANT_BITS = (2, 3, 4, 5, 6, 8)
+QUANT_GROUP_SIZES = (32, 64, 128)
+
 
 def is_local(model: str) -> bool:
     return model not in PRESETS
@@ -60,6 +64,13 @@ def check_model(model: str) -> str | None:
     if not (path / "config.json").is_file():
         return f"expected {describe_choices()}, got {model!r} (no config.json there)"
     return None
+
+
+def config_of(model: str) -> dict:
+    """The config.json-style dict of a preset or a local model directory (no weights loaded)."""
+    if model in PRESETS:
+        return preset_config(model)
+    return json.loads((Path(model).expanduser() / "config.json").read_text())
 
 
 def preset_config(name: str) -> dict:
@@ -125,3 +136,68 @@ def write_model_dir(model: str, path: str | Path, seed: int = 0, dtype: str = "f
     save_config(dict(config), config_path=path / "config.json")
     _write_tokenizer(path, config["vocab_size"])
     return path
+
+
+def _input_widths(config: dict) -> dict[str, int]:
+    """Input width of each kind of layer quantization touches, from a transformer config."""
+    hidden = config["hidden_size"]
+    heads = config["num_attention_heads"]
+    head_dim = config.get("head_dim") or hidden // heads
+    return {"hidden_size": hidden, "attention width (heads × head_dim)": heads * head_dim,
+            "intermediate_size": config["intermediate_size"]}
+
+
+def check_quantization(model: str, bits: int, group_size: int) -> str | None:
+    """None if ``model`` can be quantized to ``bits`` with ``group_size``, else what is wrong.
+
+    Every quantized layer's input width must be a multiple of the group size: mlx-lm
+    silently leaves such layers in full precision, which would misreport the model's size.
+    """
+    if bits not in QUANT_BITS:
+        return f"bits: expected one of {', '.join(map(str, QUANT_BITS))}, got {bits!r}"
+    if group_size not in QUANT_GROUP_SIZES:
+        return (f"group_size: expected one of {', '.join(map(str, QUANT_GROUP_SIZES))}, "
+                f"got {group_size!r}")
+    if check_model(model) is not None:
+        return None  # the model key reports its own problem
+    config = config_of(model)
+    if "quantization" in config:
+        return f"expected a model in full precision, got {model!r} (already quantized)"
+    for what, width in _input_widths(config).items():
+        if width % group_size:
+            return (f"group_size: expected a divisor of every layer's input width "
+                    f"({what} of {model} is {width}), got {group_size}")
+    return None
+
+
+def quantize(net: nn.Module, bits: int, group_size: int) -> nn.Module:
+    """Quantize every Linear and Embedding of ``net`` in place (MLX affine); returns ``net``.
+
+    Raises UserError, instead of skipping a layer, when a layer's width does not fit ``group_size``.
+    """
+    if bits not in QUANT_BITS or group_size not in QUANT_GROUP_SIZES:
+        raise UserError(f"quantization: expected bits in {QUANT_BITS} and group_size in "
+                        f"{QUANT_GROUP_SIZES}, got bits={bits!r}, group_size={group_size!r}")
+    for name, module in net.named_modules():
+        if isinstance(module, (nn.QuantizedLinear, nn.QuantizedEmbedding)):
+            raise UserError(f"quantization: expected a model in full precision, got {name} already quantized")
+        if hasattr(module, "to_quantized") and module.weight.shape[-1] % group_size:
+            raise UserError(f"quantization: group_size: expected a divisor of every layer's input width "
+                            f"({name} has {module.weight.shape[-1]}), got {group_size}")
+    nn.quantize(net, group_size=group_size, bits=bits)
+    mx.eval(net.parameters())
+    return net
+
+
+def logical_parameter_count(net: nn.Module) -> int:
+    """Parameters as the unquantized model has them: a packed weight counts the values it holds."""
+    total = 0
+    for _, module in net.named_modules():
+        own = {k: v for k, v in module.items() if isinstance(v, mx.array)}
+        if isinstance(module, (nn.QuantizedLinear, nn.QuantizedEmbedding)):
+            # scales and biases are quantization metadata, not model parameters
+            total += own.pop("weight").size * 32 // module.bits
+            own.pop("scales", None)
+            own.pop("biases", None)
+        total += sum(v.size for v in own.values())
+    return total
