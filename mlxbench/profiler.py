@@ -10,6 +10,41 @@ import time
 
 import mlx.core as mx
 import psutil
+from scipy import stats as _scipy_stats
+
+# A leak must grow active memory by more than this per step to be flagged. MLX
+# counts active memory to the byte, so a steady loop's after-step figure is flat
+# and its Theil–Sen slope is 0; the noise to stay clear of is a loop that keeps
+# small results on purpose (a scalar loss per step: 4 bytes/step). 64 KiB per
+# step is a 16K-element float32 array, and over 1,000 steps already 64 MiB: big
+# enough to matter, small enough that any tensor-sized leak crosses it.
+LEAK_THRESHOLD_BYTES_PER_STEP = 64 * 1024
+
+
+def leak_check(
+    active_after_step_bytes: list[int],
+    threshold_bytes_per_step: float = LEAK_THRESHOLD_BYTES_PER_STEP,
+) -> dict:
+    """Flag memory that grows step after step: the Theil–Sen slope of active memory
+    after each step, in bytes per step, against ``threshold_bytes_per_step``.
+
+    The median of pairwise slopes ignores a one-off jump (a cache filling on the
+    second step) that a least-squares fit would read as growth. Fewer than three
+    points never flag: two points cannot tell growth from a step change.
+    """
+    values = [float(v) for v in active_after_step_bytes]
+    if len(values) >= 3:
+        slope = float(_scipy_stats.theilslopes(values)[0])
+    elif len(values) == 2:
+        slope = values[1] - values[0]
+    else:
+        slope = 0.0
+    leaking = len(values) >= 3 and slope > threshold_bytes_per_step
+    return {
+        "slope_bytes_per_step": slope,
+        "threshold_bytes_per_step": float(threshold_bytes_per_step),
+        "leaking": bool(leaking),
+    }
 
 
 class MemorySampler:
