@@ -1,6 +1,11 @@
 """Memory profiler: MLX active/peak/cache memory and process RSS sampled on a background thread.
 
 ``mx.eval`` releases the GIL, so samples keep arriving while MLX computes.
+
+- ``MemorySampler``: the timeline of one case (the worker) or one script (``mlxbench profile``).
+- ``profile_memory()``: the same for a block of a user's own code, with MLX's exact peak.
+- ``leak_check``: does active memory grow step after step?
+- ``peak_phase``: in which marked phase did the peak happen?
 """
 
 from __future__ import annotations
@@ -9,8 +14,12 @@ import threading
 import time
 
 import mlx.core as mx
+import numpy as np
 import psutil
 from scipy import stats as _scipy_stats
+
+SAMPLER_THREAD_NAME = "mlxbench-memory-sampler"
+MEMORY_SERIES = ("active", "cache", "peak", "rss")
 
 # A leak must grow active memory by more than this per step to be flagged. MLX
 # counts active memory to the byte, so a steady loop's after-step figure is flat
@@ -47,6 +56,10 @@ def leak_check(
     }
 
 
+_running: list["MemorySampler"] = []  # samplers now sampling, for the module-level phase()
+_running_lock = threading.Lock()
+
+
 class MemorySampler:
     """Samples memory every ``interval_s`` seconds while active; use as a context manager.
 
@@ -54,6 +67,8 @@ class MemorySampler:
     """
 
     def __init__(self, interval_s: float = 0.01):
+        if not interval_s > 0:
+            raise ValueError(f"interval_s: expected a number > 0, got {interval_s!r}")
         self.interval_s = interval_s
         self._process = psutil.Process()
         self._stop = threading.Event()
@@ -65,13 +80,19 @@ class MemorySampler:
         self.peak_rss_bytes = 0
 
     def _sample(self) -> None:
+        t = time.perf_counter() - self.t0
+        # Peak is read after active: MLX's peak only grows between resets, so a
+        # sample's active can never exceed the exact peak read at the end.
+        active = mx.get_active_memory()
+        cache = mx.get_cache_memory()
+        peak = mx.get_peak_memory()
         rss = self._process.memory_info().rss
         with self._lock:
             s = self.samples
-            s["t"].append(time.perf_counter() - self.t0)
-            s["active"].append(mx.get_active_memory())
-            s["cache"].append(mx.get_cache_memory())
-            s["peak"].append(mx.get_peak_memory())
+            s["t"].append(t)
+            s["active"].append(active)
+            s["cache"].append(cache)
+            s["peak"].append(peak)
             s["rss"].append(rss)
             self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
 
@@ -81,12 +102,19 @@ class MemorySampler:
 
     def start(self) -> "MemorySampler":
         self.t0 = time.perf_counter()
+        self._stop.clear()
         self._sample()
-        self._thread = threading.Thread(target=self._run, name="mlxbench-memory-sampler", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=SAMPLER_THREAD_NAME, daemon=True)
         self._thread.start()
+        with _running_lock:
+            _running.append(self)
         return self
 
     def stop(self) -> None:
+        """Stop the thread and take a last sample; safe to call twice."""
+        with _running_lock:
+            if self in _running:
+                _running.remove(self)
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
@@ -100,17 +128,166 @@ class MemorySampler:
         self.stop()
 
     def phase(self, name: str) -> None:
-        """Mark the start of phase ``name`` now (and sample, so short phases show up)."""
-        self.phases.append({"name": name, "start": time.perf_counter() - self.t0})
-        self._sample()
+        """Mark the start of phase ``name`` now.
 
-    def timeline(self, max_points: int = 2000) -> dict:
-        """The samples as JSON-able lists, at most ``max_points`` long, plus the phases."""
+        The sample taken just before the mark closes the previous phase, so memory
+        reached before the mark is never credited to the new phase.
+        """
+        self._sample()
+        self.phases.append({"name": name, "start": time.perf_counter() - self.t0})
+
+    def timeline(self, max_points: int | None = 2000) -> dict:
+        """The samples as JSON-able lists, at most ``max_points`` long (None: all), plus the phases.
+
+        Downsampling keeps each bucket's highest active, peak and RSS samples and its
+        lowest active one, so the chart's maxima are the sampled maxima.
+        """
         with self._lock:
             data = {k: list(v) for k, v in self.samples.items()}
-        n = len(data["t"])
-        if n > max_points:
-            keep = [round(i * (n - 1) / (max_points - 1)) for i in range(max_points)]
+        keep = None if max_points is None else downsample_indices(data, max_points)
+        if keep is not None:
             data = {k: [v[i] for i in keep] for k, v in data.items()}
-        data["phases"] = list(self.phases)
+        data["phases"] = [dict(p) for p in self.phases]
         return data
+
+
+def downsample_indices(samples: dict[str, list], max_points: int) -> list[int] | None:
+    """Indices of at most ``max_points`` samples that keep the memory peaks, or None to keep all.
+
+    The series is cut into equal buckets; each keeps the samples where active, peak
+    and RSS are highest and active is lowest (the dips, so the shape survives),
+    plus the first and last sample. The global maxima are each some bucket's maximum.
+    """
+    n = len(samples["t"])
+    if n <= max_points:
+        return None
+    if max_points < 6:
+        raise ValueError(f"max_points: expected at least 6, got {max_points}")
+    series = [np.asarray(samples[k]) for k in ("active", "peak", "rss")]
+    active = series[0]
+    buckets = (max_points - 2) // 4
+    keep = {0, n - 1}
+    for bucket in np.array_split(np.arange(n), buckets):
+        lo = bucket[0]
+        keep.update(int(lo + np.argmax(s[bucket])) for s in series)
+        keep.add(int(lo + np.argmin(active[bucket])))
+    return sorted(keep)
+
+
+def phase_at(phases: list[dict], t: float) -> str | None:
+    """The phase running at time ``t``: the last one started by then (None before the first)."""
+    name = None
+    for p in sorted(phases, key=lambda p: p["start"]):
+        if p["start"] <= t:
+            name = p["name"]
+    return name
+
+
+def peak_phase(timeline: dict) -> str | None:
+    """The phase in which the timeline's memory peak happened (None before any phase mark).
+
+    MLX's exact peak appears in the first sample taken after it, even when the
+    allocation lived shorter than the sampling interval, so the peak series pins
+    the phase down where active memory alone could miss it. Backends that report
+    no peak (always 0) fall back to the highest active sample.
+    """
+    series = timeline["peak"] if any(timeline["peak"]) else timeline["active"]
+    if not series:
+        return None
+    first_at_max = int(np.argmax(series))
+    return phase_at(timeline["phases"], timeline["t"][first_at_max])
+
+
+def mark_phase(name: str) -> None:
+    """Mark phase ``name`` on every running sampler: lets a script run under
+    ``mlxbench profile`` (or inside ``profile_memory``) name its own phases. No-op otherwise."""
+    with _running_lock:
+        samplers = list(_running)
+    for sampler in samplers:
+        sampler.phase(name)
+
+
+class MemoryProfile:
+    """The memory profile of a block of code; made by ``profile_memory``.
+
+    After the block: ``peak_bytes`` (MLX's exact peak during the block),
+    ``peak_rss_bytes`` (highest sampled RSS), ``timeline`` (a DataFrame), ``phases``,
+    ``peak_phase`` and ``leak_check()`` over the steps marked with ``step()``.
+    """
+
+    def __init__(self, interval_s: float = 0.01):
+        self.sampler = MemorySampler(interval_s)
+        self.active_after_step_bytes: list[int] = []
+        self._active_at_entry = 0
+        self._peak_bytes: int | None = None
+
+    def __enter__(self) -> "MemoryProfile":
+        # MLX's reset sets the peak to 0, not to what is active now; remember
+        # that, since memory held at entry is part of the block's peak too.
+        self._active_at_entry = mx.get_active_memory()
+        mx.reset_peak_memory()
+        self.sampler.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.sampler.stop()  # runs even when the block raised; the exception propagates
+        self._peak_bytes = max(mx.get_peak_memory(), self._active_at_entry)
+
+    def phase(self, name: str) -> None:
+        """Mark the start of phase ``name`` now."""
+        self.sampler.phase(name)
+
+    def step(self) -> None:
+        """Record active memory after one of your steps (evaluate its results first), for leak_check."""
+        self.active_after_step_bytes.append(mx.get_active_memory())
+
+    @property
+    def peak_bytes(self) -> int:
+        """MLX's exact peak memory during the block (so far, while it is running)."""
+        if self._peak_bytes is not None:
+            return self._peak_bytes
+        return max(mx.get_peak_memory(), self._active_at_entry)
+
+    @property
+    def peak_rss_bytes(self) -> int:
+        return self.sampler.peak_rss_bytes
+
+    @property
+    def phases(self) -> list[dict]:
+        return [dict(p) for p in self.sampler.phases]
+
+    @property
+    def peak_phase(self) -> str | None:
+        return peak_phase(self.sampler.timeline(max_points=None))
+
+    @property
+    def timeline(self):
+        """Every sample as a pandas DataFrame: t_s, active/cache/peak/rss_bytes and phase."""
+        import pandas as pd
+
+        data = self.sampler.timeline(max_points=None)
+        frame = pd.DataFrame({"t_s": data["t"], **{f"{k}_bytes": data[k] for k in MEMORY_SERIES}})
+        frame["phase"] = [phase_at(data["phases"], t) for t in data["t"]]
+        return frame
+
+    def leak_check(self, threshold_bytes_per_step: float = LEAK_THRESHOLD_BYTES_PER_STEP) -> dict:
+        """Does active memory after each ``step()`` grow by more than the threshold per step?"""
+        return leak_check(self.active_after_step_bytes, threshold_bytes_per_step)
+
+    def to_dict(self, max_points: int = 2000) -> dict:
+        """The profile as JSON-able data (timeline downsampled to ``max_points``)."""
+        timeline = self.sampler.timeline(max_points)
+        return {
+            "peak_bytes": self.peak_bytes,
+            "peak_rss_bytes": self.peak_rss_bytes,
+            "peak_phase": self.peak_phase,
+            "interval_s": self.sampler.interval_s,
+            "phases": timeline["phases"],
+            "timeline": timeline,
+            "leak": self.leak_check() if self.active_after_step_bytes else None,
+        }
+
+
+def profile_memory(interval_s: float = 0.01) -> MemoryProfile:
+    """Profile the memory of a block: ``with profile_memory() as prof: ...``, then read ``prof``."""
+    return MemoryProfile(interval_s)
