@@ -201,3 +201,69 @@ def logical_parameter_count(net: nn.Module) -> int:
             own.pop("biases", None)
         total += sum(v.size for v in own.values())
     return total
+
+
+def _matmul_weights(net: nn.Module) -> list[tuple[int | None, int, bool]]:
+    """(transformer layer index or None, logical size, trainable) of every weight used in a matmul."""
+    import re
+
+    from mlx.utils import tree_flatten
+
+    trainable = {k for k, _ in tree_flatten(net.trainable_parameters())}
+    weights = []
+    for name, module in net.named_modules():
+        found = re.search(r"(?:^|\.)layers\.(\d+)\.", name + ".")
+        layer = int(found.group(1)) if found else None
+        prefix = f"{name}." if name else ""
+        if isinstance(module, (nn.Linear, nn.QuantizedLinear)):
+            size = module.weight.size * (32 // module.bits if isinstance(module, nn.QuantizedLinear) else 1)
+            weights.append((layer, size, prefix + "weight" in trainable))
+        for adapter in ("lora_a", "lora_b"):
+            if isinstance(module.get(adapter), mx.array):
+                weights.append((layer, module[adapter].size, prefix + adapter in trainable))
+    return weights
+
+
+def training_flops_per_token(net: nn.Module, config: dict, seq_length: int) -> int:
+    """Model FLOPs per trained token of one forward + backward pass (no recomputation counted).
+
+    Per matmul weight of N values: 2N forward, 2N for the gradient of its input (only where
+    a trainable weight lies below it), 2N for its own gradient (only if trainable). Full
+    fine-tuning gives the usual 6N; LoRA on a frozen base about 4N. Attention adds, per layer,
+    4·T·d forward and 8·T·d backward (T = seq_length, d = heads × head_dim, causal mask not
+    halved): PaLM's 12·L·T·d for full training. Embedding lookups cost none; a tied embedding
+    counts once more as the output projection.
+    """
+    from mlx.utils import tree_flatten
+
+    weights = _matmul_weights(net)
+    if config.get("tie_word_embeddings", False):
+        embedding = _find_embedding(net)
+        size = embedding.weight.size * (32 // embedding.bits if isinstance(embedding, nn.QuantizedEmbedding) else 1)
+        weights.append((None, size, bool(tree_flatten(embedding.trainable_parameters()))))
+    layers = config["num_hidden_layers"]
+    trainable_layers = [layer for layer, _, trainable in weights if trainable and layer is not None]
+    embedding_trainable = any("embed" in k for k, _ in tree_flatten(net.trainable_parameters()))
+    lowest = 0 if embedding_trainable else min(trainable_layers, default=layers)
+    needs_input_grad = any(trainable for _, _, trainable in weights)
+
+    flops = 0
+    for layer, size, trainable in weights:
+        flops += 2 * size
+        if needs_input_grad and (layer is None or layer >= lowest):
+            flops += 2 * size
+        if trainable:
+            flops += 2 * size
+    heads = config["num_attention_heads"]
+    width = heads * (config.get("head_dim") or config["hidden_size"] // heads)
+    flops += 4 * layers * seq_length * width
+    if needs_input_grad:
+        flops += 8 * (layers - lowest) * seq_length * width
+    return flops
+
+
+def _find_embedding(net: nn.Module) -> nn.Module:
+    for _, module in net.named_modules():
+        if isinstance(module, (nn.Embedding, nn.QuantizedEmbedding)):
+            return module
+    raise ValueError("model has tied word embeddings but no embedding layer")

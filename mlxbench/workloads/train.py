@@ -1,0 +1,241 @@
+"""The reference training step: full fine-tuning, LoRA or QLoRA, with optional gradient
+checkpointing and micro-batching.
+
+One ``step()`` is one optimizer update over ``batch_size`` samples. With micro-batching
+the samples go through forward/backward ``micro_batch_size`` at a time and the gradients
+are summed; every micro-batch's loss is divided by the token count of the *whole* batch,
+so the summed gradient is exactly the full batch's gradient and the update is the one
+the baseline makes. Gradient checkpointing recomputes each transformer block's
+activations in the backward pass instead of keeping them. Neither changes the result:
+``equivalence()`` gives the runner the first step's loss and gradient norm to check that.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+from mlx.utils import tree_flatten, tree_map
+
+from mlxbench import data, models
+from mlxbench.workloads.base import Param, Workload, register
+
+OPTIMIZERS = {"adam": optim.Adam, "adamw": optim.AdamW, "sgd": optim.SGD}
+LORA_KEYS = {"rank": 8, "layers": None, "scale": 20.0}  # mlx-lm's defaults; layers None: all
+QUANTIZATION_KEYS = {"bits": 4, "group_size": 64}
+# Relative tolerance of the equivalence check. float32 differs only by summation order
+# (~1e-6 relative on a loss, more on a norm over millions of values). bfloat16 keeps 8
+# mantissa bits (2^-8 ≈ 4e-3) and float16 11 bits (2^-11 ≈ 5e-4); accumulating a few
+# micro-batch gradients in that precision rounds a few times, so a few ulps of slack.
+RTOL = {"float32": 1e-4, "bfloat16": 3e-2, "float16": 5e-3}
+
+
+def _checkpointed_class(cls: type) -> type:
+    """A subclass of ``cls`` whose call recomputes its activations in the backward pass.
+
+    mlx-lm's ``grad_checkpoint`` patches ``cls.__call__`` for every instance in the process;
+    giving only the wrapped instances this subclass keeps other models (and tests) unaffected.
+    """
+
+    def __call__(self, *args, **kwargs):
+        def forward(params, *args, **kwargs):
+            self.update(params)
+            return cls.__call__(self, *args, **kwargs)
+
+        return mx.checkpoint(forward)(self.trainable_parameters(), *args, **kwargs)
+
+    return type(f"Checkpointed{cls.__name__}", (cls,), {"__call__": __call__})
+
+
+def checkpoint_layers(net: nn.Module) -> None:
+    """Gradient checkpointing on every transformer block of ``net``."""
+    subclasses: dict[type, type] = {}
+    for layer in net.layers:
+        cls = type(layer)
+        layer.__class__ = subclasses.setdefault(cls, _checkpointed_class(cls))
+
+
+def token_loss(model: nn.Module, inputs: mx.array, targets: mx.array, batch_tokens: int) -> mx.array:
+    """Cross-entropy summed over these tokens, divided by the token count of the whole batch."""
+    logits = model(inputs)
+    return nn.losses.cross_entropy(logits, targets).astype(mx.float32).sum() / batch_tokens
+
+
+def global_norm(grads: Any) -> mx.array:
+    """L2 norm of all gradients together, computed in float32."""
+    return mx.sqrt(sum(mx.sum(g.astype(mx.float32) ** 2) for _, g in tree_flatten(grads)))
+
+
+@register
+class Train(Workload):
+    name = "train"
+    description = "One optimizer update of a transformer: full fine-tune, LoRA or QLoRA; GC and micro-batching"
+    params = (
+        Param("model", str, "small", help="a preset (tiny, small, medium, llama-3.2-1b-shape, "
+              "qwen2.5-0.5b-shape) or a local model directory (config.json + safetensors)"),
+        Param("batch_size", int, 8, minimum=1, help="samples per optimizer update"),
+        Param("seq_length", int, 512, minimum=1, help="tokens per sample"),
+        Param("dtype", str, "float32", choices=tuple(models.DTYPES), help="dtype of the model's weights"),
+        Param("optimizer", str, "adam", choices=tuple(OPTIMIZERS), help="optimizer of the update"),
+        Param("learning_rate", float, 1e-5, minimum=0, help="optimizer learning rate"),
+        Param("lora", dict, None, nullable=True,
+              help="null: full fine-tuning; {rank: 8, layers: null (all), scale: 20.0}: LoRA "
+                   "adapters on the last `layers` blocks, base frozen"),
+        Param("quantization", dict, None, nullable=True,
+              help="null or {bits: 4|8, group_size: 64}: quantize the frozen base (QLoRA; needs lora)"),
+        Param("gradient_checkpointing", bool, False,
+              help="recompute each block's activations in the backward pass instead of keeping them"),
+        Param("micro_batch_size", int, None, nullable=True, minimum=1,
+              help="samples per forward/backward pass, gradients summed over batch_size / "
+                   "micro_batch_size passes (null: the whole batch at once)"),
+        Param("compile", bool, True, help="mx.compile the forward/backward and the update"),
+        Param("eval_interval", int, 1, nullable=True, minimum=1,
+              help="evaluate the summed gradients every N micro-batches (null: build the whole "
+                   "step as one lazy graph, evaluated once at its end)"),
+        Param("data", str, None, nullable=True,
+              help="null: seeded random token ids; or a .txt / .jsonl (text or prompt+completion) "
+                   "file, tokenized once (presets: UTF-8 bytes modulo the vocabulary)"),
+    )
+    equivalent_params = frozenset({"gradient_checkpointing", "micro_batch_size", "compile", "eval_interval"})
+    headline = ("step_time_s", "tokens_per_s", "peak_memory_bytes")
+
+    @classmethod
+    def check(cls, params: dict) -> list[tuple[str, str]]:
+        errors = []
+        if (problem := models.check_model(params["model"])) is not None:
+            return [("model", problem)]
+        batch, micro = params["batch_size"], params.get("micro_batch_size")
+        if micro is not None and batch % micro:
+            errors.append(("micro_batch_size", f"expected a divisor of batch_size {batch}, got {micro}"))
+        if params.get("lora") is not None:
+            errors += _check_lora(params["lora"], models.config_of(params["model"]))
+        quantization = params.get("quantization")
+        if quantization is not None:
+            if params.get("lora") is None:
+                errors.append(("quantization", "expected null with full fine-tuning (a quantized base "
+                               f"trains only through LoRA adapters: set lora), got {quantization}"))
+            errors += _check_quantization(quantization, params["model"])
+        if params.get("data") is not None and (problem := data.check_data(params["data"])):
+            errors.append(("data", problem))
+        return errors
+
+    def setup(self) -> None:
+        p = self.p
+        self.net, self.config = models.build(p["model"], self.seed, p["dtype"])
+        if p["lora"] is not None:
+            if p["quantization"] is not None:
+                q = {**QUANTIZATION_KEYS, **p["quantization"]}
+                models.quantize(self.net, q["bits"], q["group_size"])
+            self.net.freeze()
+            lora = {**LORA_KEYS, **p["lora"]}
+            layers = lora["layers"] or len(self.net.layers)
+            from mlx_lm.tuner.utils import linear_to_lora_layers
+
+            linear_to_lora_layers(self.net, layers, {"rank": lora["rank"], "scale": lora["scale"],
+                                                     "dropout": 0.0})
+        self.flops_per_token = models.training_flops_per_token(self.net, self.config, p["seq_length"])
+        if p["gradient_checkpointing"]:
+            checkpoint_layers(self.net)
+        self.net.train()
+        self.optimizer = OPTIMIZERS[p["optimizer"]](learning_rate=p["learning_rate"])
+        self.optimizer.init(self.net.trainable_parameters())
+
+        if p["data"] is None:
+            self.batches = data.random_batches(self.config["vocab_size"], p["batch_size"],
+                                               p["seq_length"], self.seed)
+        else:
+            self.batches = data.file_batches(p["data"], p["model"], self.config["vocab_size"],
+                                             p["batch_size"], p["seq_length"])
+        mx.eval(self.batches, self.optimizer.state)
+        self.micro_batch_size = p["micro_batch_size"] or p["batch_size"]
+        self.steps_done = 0
+        self.first_step: dict[str, float] | None = None
+        self._build_step_functions()
+
+    def _build_step_functions(self) -> None:
+        net, optimizer = self.net, self.optimizer
+        batch_tokens = self.p["batch_size"] * self.p["seq_length"]
+        loss_and_grad = nn.value_and_grad(net, partial(token_loss, batch_tokens=batch_tokens))
+
+        def accumulate(inputs, targets, grads):
+            loss, new = loss_and_grad(net, inputs, targets)
+            return loss, new if grads is None else tree_map(mx.add, grads, new)
+
+        def update(grads):
+            norm = global_norm(grads)
+            optimizer.update(net, grads)
+            return norm
+
+        if self.p["compile"]:
+            # Parameters and optimizer state are graph inputs and outputs, not constants baked
+            # into the graph: as in mlx-lm's trainer. value_and_grad swaps the model's parameters
+            # for traced ones, so even the forward/backward must name them as outputs.
+            state = [net.state, optimizer.state]
+            accumulate = mx.compile(accumulate, inputs=state, outputs=state)
+            update = mx.compile(update, inputs=state, outputs=state)
+        self._accumulate, self._update = accumulate, update
+
+    def step(self) -> dict[str, float]:
+        batch = self.batches[self.steps_done % self.batches.shape[0]]
+        micro, interval = self.micro_batch_size, self.p["eval_interval"]
+        loss, grads = mx.array(0.0), None
+        for index, start in enumerate(range(0, batch.shape[0], micro)):
+            samples = batch[start:start + micro]
+            part, grads = self._accumulate(samples[:, :-1], samples[:, 1:], grads)
+            loss = loss + part
+            if interval is not None and (index + 1) % interval == 0:
+                # Without this, every micro-batch's activations can be alive in one graph.
+                mx.eval(loss, grads)
+        grad_norm = self._update(grads)
+        mx.eval(loss, grad_norm, self.net.state, self.optimizer.state)
+        self.steps_done += 1
+        figures = {"loss": loss.item(), "grad_norm": grad_norm.item()}
+        if self.first_step is None:
+            self.first_step = figures
+        return figures
+
+    def equivalence(self) -> dict[str, float] | None:
+        if self.first_step is None:
+            return None
+        return {**self.first_step, "rtol": RTOL[self.p["dtype"]]}
+
+    def metrics(self, timed: dict[str, dict]) -> dict[str, Any]:
+        p = self.p
+        tokens = p["batch_size"] * p["seq_length"]
+        median = timed["step_time_s"]["median"]
+        return {
+            "tokens_per_s": tokens / median,
+            "samples_per_s": p["batch_size"] / median,
+            "trainable_params": sum(v.size for _, v in tree_flatten(self.net.trainable_parameters())),
+            "total_params": models.logical_parameter_count(self.net),
+            "flops_per_step": self.flops_per_token * tokens,
+        }
+
+
+def _check_lora(lora: dict, config: dict) -> list[tuple[str, str]]:
+    errors = [(f"lora.{k}", f"expected one of the keys {', '.join(LORA_KEYS)}, got unknown key {k!r}")
+              for k in lora if k not in LORA_KEYS]
+    rank, scale, layers = lora.get("rank", 8), lora.get("scale", 20.0), lora.get("layers")
+    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+        errors.append(("lora.rank", f"expected a positive integer, got {rank!r}"))
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool):
+        errors.append(("lora.scale", f"expected a number, got {scale!r}"))
+    depth = config["num_hidden_layers"]
+    if layers is not None and (not isinstance(layers, int) or isinstance(layers, bool)
+                               or not 1 <= layers <= depth):
+        errors.append(("lora.layers", f"expected an integer from 1 to {depth} (the model's "
+                       f"layers) or null for all, got {layers!r}"))
+    return errors
+
+
+def _check_quantization(quantization: dict, model: str) -> list[tuple[str, str]]:
+    errors = [(f"quantization.{k}", f"expected one of the keys {', '.join(QUANTIZATION_KEYS)}, "
+               f"got unknown key {k!r}") for k in quantization if k not in QUANTIZATION_KEYS]
+    q = {**QUANTIZATION_KEYS, **quantization}
+    if (problem := models.check_quantization(model, q["bits"], q["group_size"])) is not None:
+        key, _, message = problem.partition(": ") if problem.startswith(("bits", "group_size")) else ("", "", problem)
+        errors.append((f"quantization.{key}" if key else "quantization", message))
+    return errors
