@@ -1,0 +1,261 @@
+"""The generation kernel: prefill a prompt, then decode greedily with mlx-lm's KV cache.
+
+One ``step()`` is one whole generation for ``batch_size`` prompts of ``prompt_tokens``
+tokens: the prompt in chunks of ``prefill_step_size``, then ``generation_tokens`` decode
+steps, end-of-sequence ignored so every case decodes the same number of tokens. The model
+code and the cache are mlx-lm's; the loop is ``mlx_lm.generate.generate_step``'s (the same
+chunking, the same one-step-ahead ``async_eval`` pipelining, the same stream), batched.
+
+Speeds follow ``mlx_lm benchmark`` (``stream_generate``) to the letter, so the two agree:
+
+- prefill: the time from the start of the generation to the first generated token on the
+  host (``prompt_tps = prompt tokens / that time``);
+- decode: the time from the first token to the last, and, as mlx-lm counts, all
+  ``generation_tokens`` over it (the first token's own step is in the prefill time, so this
+  reads ``generation_tokens / (generation_tokens - 1)`` higher than tokens per decode step).
+
+A quantized case also says what the saving costs: KL divergence and top-1 agreement of its
+next-token distributions against the unquantized model's (same seed, same dtype), both
+teacher-forced over the same tokens, the prompt plus the unquantized model's own greedy
+continuation, so position *i* of one is position *i* of the other.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+from mlx.utils import tree_flatten
+
+from mlxbench import models
+from mlxbench.workloads.base import Param, Workload, register
+
+KV_BITS = (4, 8)
+
+
+@dataclass
+class Generation:
+    """The tokens one generation produced and how long its phases took."""
+
+    tokens: mx.array  # (batch, generation_tokens)
+    ttft_s: float  # start of the generation → first token on the host
+    prefill_s: float  # first model call → first token on the host
+    decode_s: float  # first token → last token on the host
+
+
+def make_prompts(vocab_size: int, batch_size: int, prompt_tokens: int, seed: int) -> mx.array:
+    """Random token ids (batch_size, prompt_tokens); row i depends only on (seed, i), not on batch_size."""
+    rows = [np.random.default_rng([seed, i]).integers(0, vocab_size, prompt_tokens)
+            for i in range(batch_size)]
+    return mx.array(np.stack(rows).astype(np.int32))
+
+
+def _prefill(model: nn.Module, cache: list, tokens: mx.array, step_size: int, quantize_kv) -> None:
+    """Run ``tokens`` through the model into ``cache``, ``step_size`` at a time (as generate_step)."""
+    while tokens.shape[1] > 0:
+        n = min(step_size, tokens.shape[1])
+        model(tokens[:, :n], cache=cache)
+        quantize_kv(cache)
+        mx.eval([c.state for c in cache])
+        tokens = tokens[:, n:]
+        mx.clear_cache()
+
+
+def _kv_quantizer(kv_bits: int | None, kv_group_size: int):
+    """mlx-lm's own cache quantization, from the first token on (its quantized_kv_start=0)."""
+    from mlx_lm.generate import maybe_quantize_kv_cache
+
+    def quantize_kv(cache: list) -> None:
+        maybe_quantize_kv_cache(cache, quantized_kv_start=0, kv_group_size=kv_group_size, kv_bits=kv_bits)
+
+    return quantize_kv
+
+
+def generate(model: nn.Module, prompts: mx.array, generation_tokens: int, prefill_step_size: int = 2048,
+             kv_bits: int | None = None, kv_group_size: int = 64) -> Generation:
+    """Greedy generation of ``generation_tokens`` tokens for every row of ``prompts`` (batch, length)."""
+    from mlx_lm.generate import generation_stream, wired_limit
+    from mlx_lm.models.cache import make_prompt_cache
+
+    quantize_kv = _kv_quantizer(kv_bits, kv_group_size)
+
+    def next_token(inputs: mx.array, cache: list) -> mx.array:
+        logits = model(inputs, cache=cache)[:, -1, :]
+        quantize_kv(cache)
+        # Greedy: the argmax of the logits is the argmax of the log-probabilities.
+        return mx.argmax(logits, axis=-1)
+
+    with wired_limit(model, [generation_stream]), mx.stream(generation_stream):
+        start = time.perf_counter()
+        cache = make_prompt_cache(model)
+        prefill_start = time.perf_counter()
+        _prefill(model, cache, prompts[:, :-1], prefill_step_size, quantize_kv)
+        y = next_token(prompts[:, -1:], cache)
+        mx.async_eval(y)
+        tokens = [y]
+        # Like generate_step: the next step is queued before waiting for this one's token.
+        for n in range(generation_tokens):
+            if n + 1 < generation_tokens:
+                following = next_token(y[:, None], cache)
+                mx.async_eval(following)
+            mx.eval(y)
+            if n == 0:
+                first = time.perf_counter()
+            if n % 256 == 0:
+                mx.clear_cache()
+            if n + 1 < generation_tokens:
+                y = following
+                tokens.append(y)
+        end = time.perf_counter()
+    return Generation(tokens=mx.stack(tokens, axis=1), ttft_s=first - start,
+                      prefill_s=first - prefill_start, decode_s=end - first)
+
+
+def continuation_logprobs(model: nn.Module, sequence: mx.array, prompt_tokens: int,
+                          prefill_step_size: int = 2048, kv_bits: int | None = None,
+                          kv_group_size: int = 64) -> mx.array:
+    """Log-probabilities (generated, vocab), float32, the model gives each token after the prompt.
+
+    ``sequence`` is (1, prompt + generated): the prompt goes through the cache as in
+    ``generate``, then all generated positions at once (teacher forcing).
+    """
+    from mlx_lm.models.cache import make_prompt_cache
+
+    quantize_kv = _kv_quantizer(kv_bits, kv_group_size)
+    cache = make_prompt_cache(model)
+    _prefill(model, cache, sequence[:, : prompt_tokens - 1], prefill_step_size, quantize_kv)
+    logits = model(sequence[:, prompt_tokens - 1 : -1], cache=cache)[0].astype(mx.float32)
+    logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+    mx.eval(logprobs)
+    return logprobs
+
+
+def logit_error(reference: mx.array, measured: mx.array) -> dict[str, float]:
+    """Mean KL(reference ‖ measured) in nats and top-1 agreement over positions, from log-probabilities."""
+    kl = mx.sum(mx.exp(reference) * (reference - measured), axis=-1)
+    agree = mx.argmax(reference, axis=-1) == mx.argmax(measured, axis=-1)
+    return {"kl_divergence": max(mx.mean(kl).item(), 0.0), "top1_agreement": mx.mean(agree).item()}
+
+
+def model_size_bytes(net: nn.Module) -> int:
+    """Bytes of all parameters, packed weights, scales and biases included."""
+    return sum(v.nbytes for _, v in tree_flatten(net.parameters()))
+
+
+def _vocab_size(config: dict) -> int:
+    return config.get("vocab_size") or config["text_config"]["vocab_size"]
+
+
+def _head_dim(config: dict) -> int:
+    return config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+
+
+def check_kv_quantization(model: str, kv_group_size: int) -> str | None:
+    """None if mlx-lm can quantize the KV cache of ``model`` with ``kv_group_size``, else why not."""
+    from mlx_lm.models.cache import make_prompt_cache
+    from mlx_lm.utils import _get_classes
+
+    config = models.config_of(model)
+    model_class, args_class = _get_classes(config)
+    # Building the module only records lazy initializers; no weight is computed.
+    caches = make_prompt_cache(model_class(args_class.from_dict(config)))
+    for cache in caches:
+        if not hasattr(cache, "to_quantized"):
+            return (f"expected null: mlx-lm cannot quantize the {type(cache).__name__} of "
+                    f"{config['model_type']} models, got a number")
+    if _head_dim(config) % kv_group_size:
+        return (f"expected null: the KV cache is quantized along the head dimension, "
+                f"{_head_dim(config)} in {model}, which kv_group_size {kv_group_size} does not divide")
+    return None
+
+
+@register
+class Generate(Workload):
+    name = "generate"
+    description = "Prefill + greedy decode with mlx-lm's KV cache: speed, memory, and quantization's cost"
+    params = (
+        Param("model", str, "small", help=f"{models.describe_choices()} (config.json + safetensors)"),
+        Param("prompt_tokens", int, 512, minimum=1, help="tokens in each prompt"),
+        Param("generation_tokens", int, 128, minimum=2,
+              help="tokens decoded per sequence, end-of-sequence ignored (at least 2: one after the first)"),
+        Param("batch_size", int, 1, minimum=1, help="sequences generated together"),
+        Param("quantization", int, None, nullable=True, choices=models.QUANT_BITS,
+              help="null: the model as built; bits: quantize its weights with MLX's affine quantization"),
+        Param("group_size", int, 64, choices=models.QUANT_GROUP_SIZES,
+              help="weights sharing one scale and bias when quantized"),
+        Param("kv_bits", int, None, nullable=True, choices=KV_BITS,
+              help="null: full-precision KV cache; bits: mlx-lm's quantized KV cache from the first token"),
+        Param("kv_group_size", int, 64, choices=models.QUANT_GROUP_SIZES,
+              help="group size of the quantized KV cache (must divide the head dimension)"),
+        Param("dtype", str, "float32", choices=tuple(models.DTYPES), help="dtype of the model's weights"),
+        Param("prefill_step_size", int, 2048, minimum=1, help="prompt tokens per forward pass in prefill"),
+    )
+    headline = ("decode_tokens_per_s", "prefill_tokens_per_s", "peak_memory_bytes")
+    timed_phase = "generate"
+
+    @classmethod
+    def check(cls, params: dict) -> list[tuple[str, str]]:
+        if (problem := models.check_model(params["model"])) is not None:
+            return [("model", problem)]
+        errors = []
+        if (bits := params.get("quantization")) is not None:
+            problem = models.check_quantization(params["model"], bits, params["group_size"])
+            if problem is not None:
+                key, _, message = problem.partition(": ")
+                if key not in ("bits", "group_size"):
+                    key, message = "quantization", problem
+                errors.append(({"bits": "quantization"}.get(key, key), message))
+        if params.get("kv_bits") is not None:
+            if (problem := check_kv_quantization(params["model"], params["kv_group_size"])) is not None:
+                errors.append(("kv_bits", problem))
+        return errors
+
+    def setup(self) -> None:
+        p = self.p
+        self.net, config = models.build(p["model"], self.seed, p["dtype"])
+        self.prompts = make_prompts(_vocab_size(config), p["batch_size"], p["prompt_tokens"], self.seed)
+        self.quality: dict[str, float] = {}
+        if p["quantization"] is None and p["kv_bits"] is None:
+            return
+        # The price of the saving, untimed: the unquantized model's logits first, then the
+        # quantized model's on the same tokens. Measured on the first sequence, the same for
+        # every batch size.
+        prompt = self.prompts[:1]
+        continuation = generate(self.net, prompt, p["generation_tokens"], p["prefill_step_size"]).tokens
+        sequence = mx.concatenate([prompt, continuation.astype(prompt.dtype)], axis=1)
+        reference = continuation_logprobs(self.net, sequence, p["prompt_tokens"], p["prefill_step_size"])
+        if p["quantization"] is not None:
+            models.quantize(self.net, p["quantization"], p["group_size"])
+        measured = continuation_logprobs(self.net, sequence, p["prompt_tokens"], p["prefill_step_size"],
+                                         p["kv_bits"], p["kv_group_size"])
+        self.quality = logit_error(reference, measured)
+        del reference, measured
+        mx.clear_cache()
+
+    def step(self) -> dict[str, float]:
+        p = self.p
+        g = generate(self.net, self.prompts, p["generation_tokens"], p["prefill_step_size"],
+                     p["kv_bits"], p["kv_group_size"])
+        return {"ttft_s": g.ttft_s, "prefill_s": g.prefill_s, "decode_s": g.decode_s}
+
+    def metrics(self, timed: dict[str, dict]) -> dict[str, Any]:
+        from mlx_lm.utils import compute_bits_per_weight
+
+        p = self.p
+        batch, prompt, generated = p["batch_size"], p["prompt_tokens"], p["generation_tokens"]
+        decode_s = timed["decode_s"]["median"]
+        figures = {
+            "prefill_tokens_per_s": batch * prompt / timed["ttft_s"]["median"],
+            "decode_tokens_per_s": generated / decode_s,
+            "decode_tokens_per_s_total": batch * generated / decode_s,
+            "model_size_bytes": model_size_bytes(self.net),
+            "bits_per_weight": compute_bits_per_weight(self.net),
+            **self.quality,
+        }
+        if "step_time_s" in timed:
+            figures["end_to_end_s"] = timed["step_time_s"]["median"]
+        return figures
