@@ -37,8 +37,8 @@ def leak_check(
     """Flag memory that grows step after step: the Theil–Sen slope of active memory
     after each step, in bytes per step, against ``threshold_bytes_per_step``.
 
-    The median of pairwise slopes ignores a one-off jump (a cache filling on the
-    second step) that a least-squares fit would read as growth. Fewer than three
+    The median of pairwise slopes ignores a one-off jump near the ends (a buffer
+    that first appears on the second step) that a least-squares fit reads as growth. Fewer than three
     points never flag: two points cannot tell growth from a step change.
     """
     values = [float(v) for v in active_after_step_bytes]
@@ -85,7 +85,9 @@ class MemorySampler:
         # sample's active can never exceed the exact peak read at the end.
         active = mx.get_active_memory()
         cache = mx.get_cache_memory()
-        peak = mx.get_peak_memory()
+        # MLX's reset_peak_memory sets the peak to 0, not to what is active, until
+        # the next allocation; the high-water mark is at least what is held now.
+        peak = max(mx.get_peak_memory(), active)
         rss = self._process.memory_info().rss
         with self._lock:
             s = self.samples
