@@ -90,7 +90,7 @@ def file_batches(path: str, model: str, vocab_size: int, batch_size: int, seq_le
     window = seq_length + 1
     count = len(ids) // (window * batch_size)
     if count == 0:
-        raise UserError(f"data: expected at least batch_size × (seq_length + 1) = {batch_size * window} "
-                        f"tokens, got {len(ids)} in {path}")
+        raise UserError(f"{path}: data: expected at least {batch_size * window} tokens "
+                        f"(batch_size × (seq_length + 1)), got {len(ids)}")
     usable = ids[: count * batch_size * window]
     return mx.array(usable.reshape(count, batch_size, window))
