@@ -173,6 +173,16 @@ def check_kv_quantization(model: str, kv_group_size: int) -> str | None:
     return None
 
 
+def quantization_errors(model: str, bits: int | None, group_size: int) -> list[tuple[str, str]]:
+    """(key, message) pairs for a ``quantization``/``group_size`` pair ``model`` cannot take."""
+    if bits is None or (problem := models.check_quantization(model, bits, group_size)) is None:
+        return []
+    key, _, message = problem.partition(": ")
+    if key == "group_size":
+        return [("group_size", message)]
+    return [("quantization", message if key == "bits" else problem)]
+
+
 @register
 class Generate(Workload):
     name = "generate"
@@ -201,14 +211,7 @@ class Generate(Workload):
     def check(cls, params: dict) -> list[tuple[str, str]]:
         if (problem := models.check_model(params["model"])) is not None:
             return [("model", problem)]
-        errors = []
-        if (bits := params.get("quantization")) is not None:
-            problem = models.check_quantization(params["model"], bits, params["group_size"])
-            if problem is not None:
-                key, _, message = problem.partition(": ")
-                if key not in ("bits", "group_size"):
-                    key, message = "quantization", problem
-                errors.append(({"bits": "quantization"}.get(key, key), message))
+        errors = quantization_errors(params["model"], params.get("quantization"), params["group_size"])
         if params.get("kv_bits") is not None:
             if (problem := check_kv_quantization(params["model"], params["kv_group_size"])) is not None:
                 errors.append(("kv_bits", problem))
@@ -219,6 +222,7 @@ class Generate(Workload):
         self.net, config = models.build(p["model"], self.seed, p["dtype"])
         self.prompts = make_prompts(_vocab_size(config), p["batch_size"], p["prompt_tokens"], self.seed)
         self.quality: dict[str, float] = {}
+        self.unquantized_size_bytes = model_size_bytes(self.net)
         if p["quantization"] is None and p["kv_bits"] is None:
             return
         # The price of the saving, untimed: the unquantized model's logits first, then the
@@ -254,6 +258,7 @@ class Generate(Workload):
             "decode_tokens_per_s_total": batch * generated / decode_s,
             "model_size_bytes": model_size_bytes(self.net),
             "bits_per_weight": compute_bits_per_weight(self.net),
+            "compression_ratio": self.unquantized_size_bytes / model_size_bytes(self.net),
             **self.quality,
         }
         if "step_time_s" in timed:
