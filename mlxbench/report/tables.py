@@ -1,0 +1,339 @@
+"""Records → the savings tables a report shows: pure functions, no files, no HTML.
+
+One table per sweep point (a suite without a sweep has one), rows in the suite's
+variant order, each figure compared with the baseline variant at the same point.
+Failed cases stay in the table with their status and reason.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+from mlxbench.report import metrics as m
+
+# Columns per workload, in order; a column shows only if some record has the figure.
+WORKLOAD_COLUMNS = {
+    "train": ("peak_memory_bytes", "step_time_s", "tokens_per_s"),
+    "generate": ("peak_memory_bytes", "decode_tokens_per_s", "prefill_tokens_per_s", "ttft_s",
+                 "model_size_bytes", "bits_per_weight", "kl_divergence"),
+    "load": ("load_time_s", "quantize_time_s", "disk_size_bytes", "quantized_disk_size_bytes",
+             "peak_load_rss_bytes"),
+}
+GENERIC_COLUMNS = ("peak_memory_bytes", "step_time_s")
+# Memory figures every record has; a generic table shows the peak and leaves these out.
+GENERIC_LEFT_OUT = {"active_memory_bytes", "cache_memory_bytes", "peak_rss_bytes"}
+# (heading, metric) of the change columns, per workload.
+WORKLOAD_SAVINGS = {
+    "train": (("Memory Savings", "peak_memory_bytes"), ("Time Savings", "step_time_s")),
+    "generate": (("Memory Savings", "peak_memory_bytes"), ("Decode Speed", "decode_tokens_per_s")),
+    "load": (("Memory Savings", "peak_load_rss_bytes"), ("Time Savings", "load_time_s")),
+}
+GENERIC_SAVINGS = (("Memory Savings", "peak_memory_bytes"), ("Time Savings", "step_time_s"))
+# What each change column means, for the caption under a table.
+SAVINGS_MEANING = {
+    "Memory Savings": "change in peak memory against the baseline: negative means less memory",
+    "Time Savings": "change in time against the baseline: positive means slower",
+    "Decode Speed": "change in decode tokens/s against the baseline: positive means faster",
+}
+
+
+@dataclass
+class Column:
+    metric: str
+    label: str
+    better: str | None  # "lower", "higher" or None
+
+
+@dataclass
+class Cell:
+    text: str
+    value: float | None = None  # in display units (MB, s, …)
+    low: float | None = None  # p10, display units, timed figures only
+    high: float | None = None  # p90
+    unstable: bool = False
+    best: bool = False
+
+    @property
+    def spread(self) -> str:
+        if self.low is None or self.high is None:
+            return ""
+        return f"{m.number(self.low)}–{m.number(self.high)}"
+
+
+@dataclass
+class Change:
+    text: str
+    value: float | None
+    good: bool | None  # None when neither better nor worse
+
+
+@dataclass
+class Row:
+    variant: str
+    status: str  # a record's status, or "not run" when the case has no record
+    reason: str = ""
+    case_id: str | None = None
+    is_baseline: bool = False
+    cells: list[Cell] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    equivalence_failed: bool = False
+    mismatches: list[str] = field(default_factory=list)
+    leaking: bool = False
+    leak_slope_bytes_per_step: float | None = None
+    colour_index: int = 0
+    record: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass
+class Table:
+    sweep: dict
+    columns: list[Column]
+    savings: list[tuple[str, str]]  # (heading, metric)
+    rows: list[Row]
+    baseline: str | None
+
+    @property
+    def title(self) -> str:
+        return sweep_title(self.sweep)
+
+
+def latest_by_case(records: list[dict]) -> list[dict]:
+    """One record per case_id, the last written (a case re-run on resume replaces its first try)."""
+    try:
+        from mlxbench.results import latest_by_case as shared
+    except ImportError:
+        return list({r.get("case_id"): r for r in records}.values())
+    return shared(records)
+
+
+def sweep_title(sweep: dict) -> str:
+    """'seq_length = 512 · batch_size = 8', or '' without a sweep."""
+    return " · ".join(f"{k} = {v}" for k, v in sweep.items())
+
+
+def workload_of(records: list[dict], suite: dict) -> str:
+    return suite.get("workload") or next((r.get("workload") for r in records if r.get("workload")), "")
+
+
+def variant_order(records: list[dict], suite: dict) -> list[str]:
+    """The suite's variants in its order, then any variant only the records know."""
+    declared = suite.get("variants") or []
+    if isinstance(declared, dict):
+        names = list(declared)
+    else:
+        names = [v.get("name") if isinstance(v, dict) else str(v) for v in declared]
+    for r in records:
+        if r.get("variant") not in names:
+            names.append(r.get("variant"))
+    return names
+
+
+def baseline_name(records: list[dict], suite: dict) -> str | None:
+    return suite.get("baseline") or next((r["variant"] for r in records if r.get("is_baseline")), None)
+
+
+def sweep_points(records: list[dict], suite: dict) -> list[dict]:
+    """Every sweep point of the suite (cartesian product) and of the records, in the suite's order."""
+    axes = suite.get("sweep") or {}
+    points: list[dict] = []
+    if isinstance(axes, dict) and all(isinstance(v, list) for v in axes.values()):
+        points = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+    for r in records:
+        point = r.get("sweep") or {}
+        if point not in points:
+            points.append(point)
+
+    def position(point: dict) -> tuple:
+        return tuple(axes[k].index(v) if isinstance(axes, dict) and v in axes.get(k, []) else math.inf
+                     for k, v in point.items())
+
+    return sorted(points or [{}], key=position)
+
+
+def columns_for(records: list[dict], workload: str) -> list[Column]:
+    """The table's columns: the workload's figures that some ok record has (generic: every scalar)."""
+    ok = [r for r in records if r.get("status") == "ok"]
+    present = [k for r in ok for k, v in (r.get("metrics") or {}).items() if m.value_of(v) is not None]
+    if workload in WORKLOAD_COLUMNS:
+        chosen = [k for k in WORKLOAD_COLUMNS[workload] if k in present]
+    else:
+        chosen = [k for k in GENERIC_COLUMNS if k in present]
+        chosen += [k for k in dict.fromkeys(present) if k not in chosen and k not in GENERIC_LEFT_OUT]
+    return [Column(k, m.label(k), m.direction(k)) for k in chosen]
+
+
+def relative_change(value: float | None, baseline: float | None) -> float | None:
+    """(value − baseline) / baseline, or None when either is missing or the baseline is 0."""
+    if value is None or baseline is None or baseline == 0:
+        return None
+    return (value - baseline) / baseline
+
+
+def cell(figure, metric: str) -> Cell:
+    value = m.value_of(figure)
+    if value is None:
+        return Cell("—")
+    div = m.scale(metric)
+    c = Cell(m.display(figure, metric), value / div)
+    if isinstance(figure, dict) and figure.get("p10") is not None and figure.get("n", 2) > 1:
+        c.low, c.high = figure["p10"] / div, figure["p90"] / div
+        c.unstable = bool(figure.get("unstable"))
+    return c
+
+
+def reason_of(record: dict) -> str:
+    """The one-line reason a case failed: the last line of its error message."""
+    error = record.get("error") or {}
+    message = (error.get("message") or "").strip()
+    return message.splitlines()[-1] if message else ""
+
+
+def row_for(record: dict | None, variant: str, columns: list[Column]) -> Row:
+    if record is None:
+        return Row(variant, "not run", "no record for this case in the run", cells=[Cell("—") for _ in columns])
+    figures = record.get("metrics") or {}
+    row = Row(variant, record.get("status", "error"), reason_of(record), record.get("case_id"),
+              bool(record.get("is_baseline")), record=record)
+    row.cells = [cell(figures.get(c.metric), c.metric) if row.ok else Cell("—") for c in columns]
+    equivalence = record.get("equivalence") or {}
+    if equivalence and equivalence.get("matches") is False:
+        row.equivalence_failed = True
+        row.mismatches = list(equivalence.get("mismatches") or [])
+    leak = record.get("leak") or {}
+    if leak.get("leaking"):
+        row.leaking = True
+        row.leak_slope_bytes_per_step = leak.get("slope_bytes_per_step")
+    return row
+
+
+def mark_best(rows: list[Row], columns: list[Column]) -> None:
+    """Flag the best figure of each column among ok rows (ties all flagged), if there is a choice."""
+    for i, col in enumerate(columns):
+        if col.better is None:
+            continue
+        values = [r.cells[i].value for r in rows if r.ok and r.cells[i].value is not None]
+        if len(set(values)) < 2:
+            continue
+        best = min(values) if col.better == "lower" else max(values)
+        for r in rows:
+            if r.ok and r.cells[i].value == best:
+                r.cells[i].best = True
+
+
+def changes_against(row: Row, base: Row | None, savings: list[tuple[str, str]]) -> list[Change]:
+    out = []
+    for _, metric in savings:
+        if row.is_baseline or base is None or not base.ok or not row.ok or row.record is base.record:
+            out.append(Change("—", None, None))
+            continue
+        change = relative_change(m.value_of(row.record["metrics"].get(metric)),
+                                 m.value_of(base.record["metrics"].get(metric)))
+        better = m.direction(metric)
+        good = None if change is None or abs(change) < 0.0005 or better is None else (
+            (change < 0) == (better == "lower"))
+        out.append(Change(m.percent(change), change, good))
+    return out
+
+
+def savings_tables(records: list[dict], suite: dict) -> list[Table]:
+    """The savings tables of a run: one per sweep point, rows in variant order, nothing dropped."""
+    records = latest_by_case(records)
+    workload = workload_of(records, suite)
+    columns = columns_for(records, workload)
+    present = {c.metric for c in columns}
+    savings = [s for s in WORKLOAD_SAVINGS.get(workload, GENERIC_SAVINGS) if s[1] in present]
+    variants = variant_order(records, suite)
+    baseline = baseline_name(records, suite)
+    tables = []
+    for point in sweep_points(records, suite):
+        here = [r for r in records if (r.get("sweep") or {}) == point]
+        rows = []
+        for index, variant in enumerate(variants):
+            matching = [r for r in here if r.get("variant") == variant] or [None]
+            for record in matching:
+                row = row_for(record, variant, columns)
+                row.is_baseline = row.is_baseline or variant == baseline
+                row.colour_index = index
+                rows.append(row)
+        base = next((r for r in rows if r.is_baseline), None)
+        for row in rows:
+            row.changes = changes_against(row, base, savings)
+        mark_best(rows, columns)
+        tables.append(Table(point, columns, savings, rows, baseline))
+    return tables
+
+
+def failed_cases(records: list[dict]) -> list[dict]:
+    """Every case that did not finish ok: variant, sweep, status, reason and traceback."""
+    out = []
+    for r in latest_by_case(records):
+        if r.get("status") != "ok":
+            error = r.get("error") or {}
+            out.append({"variant": r.get("variant"), "sweep": sweep_title(r.get("sweep") or {}),
+                        "case_id": r.get("case_id"), "status": r.get("status"), "reason": reason_of(r),
+                        "message": error.get("message") or "", "traceback": error.get("traceback") or ""})
+    return out
+
+
+def pareto_front(points: list[tuple[float, float]], x_better: str = "lower",
+                 y_better: str = "lower") -> list[bool]:
+    """For each (x, y), whether no other point is at least as good in both and better in one."""
+    def key(p):  # turn both into "lower is better"
+        return (p[0] if x_better == "lower" else -p[0], p[1] if y_better == "lower" else -p[1])
+
+    keyed = [key(p) for p in points]
+    return [not any(o[0] <= k[0] and o[1] <= k[1] and o != k for o in keyed) for k in keyed]
+
+
+def env_rows(env: dict) -> list[tuple[str, str]]:
+    """The environment as (label, value) lines: device, chip, memory, versions, BLAS, git sha."""
+    if not env:
+        return []
+    mlx = env.get("mlx") or {}
+    cpu = env.get("cpu") or {}
+    info = mlx.get("device_info") or {}
+    rows = [
+        ("Device", f"{mlx.get('backend', '?')} ({mlx.get('device', '?')})"),
+        ("Chip", info.get("device_name") or cpu.get("name") or "?"),
+        ("CPU cores", f"{cpu.get('physical_cores', '?')} physical, {cpu.get('logical_cores', '?')} logical"),
+        ("Memory", f"{env['memory_total_bytes'] / 2**30:.1f} GiB" if env.get("memory_total_bytes") else "?"),
+        ("OS", (env.get("os") or {}).get("platform") or "?"),
+        ("Python", env.get("python") or "?"),
+        ("MLX", mlx.get("version") or "?"),
+        ("mlx-lm", (env.get("mlx_lm") or {}).get("version") or "?"),
+        ("BLAS", (env.get("blas") or {}).get("name") or "?"),
+        ("mlxbench", f"{(env.get('mlxbench') or {}).get('version', '?')} "
+                     f"(git {(env.get('mlxbench') or {}).get('git_sha') or 'unknown'})"),
+    ]
+    calibration = env.get("calibration") or {}
+    if calibration.get("matmul_fp32_gflops") is not None:
+        rows.append(("Calibration", f"{calibration['matmul_fp32_gflops']} GFLOP/s fp32 matmul, "
+                                    f"{calibration.get('memory_bandwidth_gbps', '?')} GB/s copy"))
+    rows += [("Host", env.get("hostname") or "?"), ("Captured", env.get("captured_at") or "?"),
+             ("Environment id", env.get("env_id") or "?")]
+    return rows
+
+
+def phase_summary(timeline: dict) -> list[dict]:
+    """Per phase: its duration and the highest MLX active memory and RSS sampled during it."""
+    t = timeline.get("t") or []
+    phases = timeline.get("phases") or []
+    end = t[-1] if t else 0.0
+    out = []
+    for i, p in enumerate(phases):
+        stop = phases[i + 1]["start"] if i + 1 < len(phases) else end
+        inside = [j for j, tj in enumerate(t) if p["start"] <= tj <= stop]
+
+        def peak(key, inside=inside):
+            values = [timeline[key][j] for j in inside if timeline.get(key)]
+            return max(values) if values else None
+
+        out.append({"name": p["name"], "start_s": p["start"], "duration_s": max(stop - p["start"], 0.0),
+                    "peak_active_bytes": peak("active"), "peak_rss_bytes": peak("rss")})
+    return out
