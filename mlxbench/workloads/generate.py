@@ -154,7 +154,7 @@ def _head_dim(config: dict) -> int:
     return config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
 
 
-def check_kv_quantization(model: str, kv_group_size: int) -> str | None:
+def check_kv_quantization(model: str, kv_bits: int, kv_group_size: int) -> str | None:
     """None if mlx-lm can quantize the KV cache of ``model`` with ``kv_group_size``, else why not."""
     from mlx_lm.models.cache import make_prompt_cache
     from mlx_lm.utils import _get_classes
@@ -166,10 +166,11 @@ def check_kv_quantization(model: str, kv_group_size: int) -> str | None:
     for cache in caches:
         if not hasattr(cache, "to_quantized"):
             return (f"expected null: mlx-lm cannot quantize the {type(cache).__name__} of "
-                    f"{config['model_type']} models, got a number")
+                    f"{config['model_type']} models, got {kv_bits}")
     if _head_dim(config) % kv_group_size:
         return (f"expected null: the KV cache is quantized along the head dimension, "
-                f"{_head_dim(config)} in {model}, which kv_group_size {kv_group_size} does not divide")
+                f"{_head_dim(config)} in {model}, which kv_group_size {kv_group_size} does not divide, "
+                f"got {kv_bits}")
     return None
 
 
@@ -213,7 +214,7 @@ class Generate(Workload):
             return [("model", problem)]
         errors = quantization_errors(params["model"], params.get("quantization"), params["group_size"])
         if params.get("kv_bits") is not None:
-            if (problem := check_kv_quantization(params["model"], params["kv_group_size"])) is not None:
+            if (problem := check_kv_quantization(params["model"], params["kv_bits"], params["kv_group_size"])) is not None:
                 errors.append(("kv_bits", problem))
         return errors
 
