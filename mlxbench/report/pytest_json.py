@@ -63,6 +63,10 @@ def _step_time(path: Path, i: int, bench: dict) -> dict:
     return stats.summarize(samples)
 
 
+def _is_summary(value) -> bool:
+    return isinstance(value, dict) and "median" in value and isinstance(value.get("samples"), list)
+
+
 def _env(data: dict) -> dict:
     """The run's environment: the plugin's capture, or what plain machine_info tells."""
     machine = data.get("machine_info") or {}
@@ -92,8 +96,11 @@ def _record(path: Path, i: int, bench: dict, suite: str, run_id: str, env_id: st
     name = bench["name"]
     metrics = {"step_time_s": _step_time(path, i, bench)}
     for key, value in extra.items():
-        # Every other numeric figure a benchmark recorded is a metric, in its own words.
-        if key not in CASE_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool):
+        # Every other figure a benchmark recorded is a metric, in its own words: a number,
+        # or a stats summary of a per-step figure (ttft_s, loss, …).
+        if key in CASE_KEYS:
+            continue
+        if (isinstance(value, (int, float)) and not isinstance(value, bool)) or _is_summary(value):
             metrics[key] = value
     return {
         "suite": suite,

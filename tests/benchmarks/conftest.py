@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlxbench import workloads
+from mlxbench import stats, workloads
 
 HERE = Path(__file__).resolve().parent
 HOW_TO_RUN = "benchmark: run with `pytest --benchmark-only tests/benchmarks`"
@@ -44,8 +44,9 @@ def benchmark_workload(benchmark):
     """Benchmark a shipped workload's ``step()``: set up once, warm-up rounds untimed.
 
     ``benchmark_workload("train", model="tiny", batch_size=2)`` runs the workload with its
-    defaults updated by the keyword arguments; the workload name and its parameters land
-    in ``extra_info`` so the report shows what was measured.
+    defaults updated by the keyword arguments. ``extra_info`` gets what the runner would
+    record: the workload, its parameters and seed, a summary of each figure ``step()``
+    returns (ttft_s, loss, …) over the timed rounds, and the workload's derived metrics.
     """
 
     def run(name: str, *, rounds: int = 5, warmup_rounds: int = 2, seed: int = 0, **overrides):
@@ -53,10 +54,22 @@ def benchmark_workload(benchmark):
         params = {**cls.defaults(), **overrides}
         workload = cls(params, seed)
         workload.setup()
+        per_step: list[dict] = []
+
+        def step():
+            per_step.append(workload.step() or {})
+
         try:
-            benchmark.pedantic(workload.step, rounds=rounds, warmup_rounds=warmup_rounds)
+            benchmark.pedantic(step, rounds=rounds, warmup_rounds=warmup_rounds)
+            # pedantic runs the warm-up rounds first: the rest are the timed ones.
+            timed_steps = per_step[warmup_rounds:]
+            timed = {key: stats.summarize([s[key] for s in timed_steps]) for key in timed_steps[0]}
+            timed["step_time_s"] = stats.summarize(benchmark.stats.stats.data)
+            derived = workload.metrics(timed)
         finally:
             workload.teardown()
-        benchmark.extra_info.update(workload=name, params=params, seed=seed, warmup_rounds=warmup_rounds)
+        timed.pop("step_time_s")  # pytest-benchmark's own stats hold it
+        benchmark.extra_info.update(workload=name, params=params, seed=seed, warmup_rounds=warmup_rounds,
+                                    **timed, **derived)
 
     return run

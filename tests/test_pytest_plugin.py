@@ -1,0 +1,272 @@
+"""The mlxbench pytest plugin, the pytest-benchmark JSON reader and the CI workflow,
+through real pytest runs in subprocesses on real MLX."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlxbench.errors import UserError
+from mlxbench.pytest_plugin import memory_regressions
+from mlxbench.report.pytest_json import MEMORY_FIGURES, to_run
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOW = ROOT / ".github" / "workflows" / "bench.yml"
+MiB = 2**20
+
+# A user's benchmark file, written with no knowledge of mlxbench.
+USER_BENCHMARKS = '''
+import mlx.core as mx
+import pytest
+
+
+def test_step_after_big_setup(benchmark):
+    def setup():
+        # 64 MiB made and freed between rounds: not part of the benchmarked calls.
+        junk = mx.zeros((16 * 2**20,), dtype=mx.float32)
+        mx.eval(junk)
+
+    def step():
+        mx.eval(mx.random.normal((1024, 1024)) * 2)  # 4 MiB per array
+
+    benchmark.pedantic(step, setup=setup, rounds=3, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("n", [128])
+def test_plain_call(benchmark, n):
+    benchmark(lambda: mx.eval(mx.ones((n, n)) + 1))
+'''
+
+
+def plugin_registered() -> bool:
+    return any(ep.value == "mlxbench.pytest_plugin" for ep in metadata.entry_points(group="pytest11"))
+
+
+def run_pytest(*args: str, cwd: Path, env_vars: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m pytest`` in a fresh process, with the plugin as users get it."""
+    load_plugin = [] if plugin_registered() else ["-p", "mlxbench.pytest_plugin"]
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", *load_plugin, "-p", "no:cacheprovider", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=300,
+        env={**os.environ, **(env_vars or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def user_dir(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("user_suite")
+    (directory / "test_user_benchmarks.py").write_text(USER_BENCHMARKS)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def bench_json(user_dir) -> Path:
+    out = run_pytest("--benchmark-only", "--benchmark-json=bench.json", "-q", cwd=user_dir,
+                     env_vars={"MLXBENCH_DEVICE": "cpu"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    return user_dir / "bench.json"
+
+
+@pytest.fixture(scope="module")
+def benchmarks(bench_json) -> dict[str, dict]:
+    return {b["name"]: b for b in json.loads(bench_json.read_text())["benchmarks"]}
+
+
+def write_baseline(bench_json: Path, path: Path, scale: float) -> Path:
+    data = json.loads(bench_json.read_text())
+    for bench in data["benchmarks"]:
+        for key in MEMORY_FIGURES:
+            bench["extra_info"][key] = int(bench["extra_info"][key] * scale)
+    path.write_text(json.dumps(data))
+    return path
+
+
+# --- memory figures -------------------------------------------------------------------
+
+def test_every_benchmark_gets_the_three_memory_figures_without_code_changes(benchmarks):
+    for bench in benchmarks.values():
+        for key in MEMORY_FIGURES:
+            assert isinstance(bench["extra_info"][key], int), (bench["name"], key)
+
+
+def test_peak_memory_counts_what_the_timed_calls_allocate(benchmarks):
+    assert benchmarks["test_step_after_big_setup"]["extra_info"]["peak_memory_bytes"] >= 4 * MiB
+
+
+def test_peak_memory_leaves_out_the_pedantic_setup_between_rounds(benchmarks):
+    assert benchmarks["test_step_after_big_setup"]["extra_info"]["peak_memory_bytes"] < 64 * MiB
+
+
+def test_peak_rss_is_the_process_resident_size(benchmarks):
+    assert benchmarks["test_plain_call[128]"]["extra_info"]["peak_rss_bytes"] > 50 * MiB
+
+
+def test_environment_in_the_json_names_the_mlx_device_and_why(bench_json):
+    env = json.loads(bench_json.read_text())["machine_info"]["mlxbench"]
+    assert env["mlx"]["device"] == "cpu"
+    assert env["env_id"]
+    assert any("MLXBENCH_DEVICE=cpu" in note for note in env["notes"])
+
+
+def test_no_mlx_memory_option_leaves_extra_info_alone(user_dir):
+    out = run_pytest("--benchmark-only", "--no-mlx-memory", "--benchmark-json=plain.json", "-q",
+                     "-k", "plain_call", cwd=user_dir)
+    assert out.returncode == 0, out.stdout + out.stderr
+    bench = json.loads((user_dir / "plain.json").read_text())["benchmarks"][0]
+    assert "peak_memory_bytes" not in bench["extra_info"]
+
+
+# --- the memory baseline gate ---------------------------------------------------------
+
+def test_run_fails_when_a_memory_figure_exceeds_the_baseline(user_dir, bench_json, tmp_path):
+    baseline = write_baseline(bench_json, tmp_path / "small.json", scale=0.5)
+    out = run_pytest("--benchmark-only", f"--mlx-memory-baseline={baseline}", "-k", "big_setup", cwd=user_dir)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "test_user_benchmarks.py::test_step_after_big_setup: peak_memory_bytes" in out.stdout
+    assert "threshold 10%" in out.stdout
+
+
+def test_run_passes_when_memory_stays_within_the_baseline(user_dir, bench_json, tmp_path):
+    baseline = write_baseline(bench_json, tmp_path / "big.json", scale=2.0)
+    out = run_pytest("--benchmark-only", f"--mlx-memory-baseline={baseline}", "-k", "big_setup", cwd=user_dir)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "no memory figure exceeds the baseline" in out.stdout
+
+
+def test_a_malformed_baseline_is_a_one_line_usage_error(user_dir, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"runs": []}')
+    out = run_pytest("--benchmark-only", f"--mlx-memory-baseline={bad}", cwd=user_dir)
+    assert out.returncode == pytest.ExitCode.USAGE_ERROR
+    assert f"{bad}: benchmarks: expected a pytest-benchmark JSON file" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_growth_within_the_threshold_is_not_a_regression():
+    assert memory_regressions({"t": {"peak_memory_bytes": 109}}, {"t": {"peak_memory_bytes": 100}}, 10) == []
+
+
+def test_growth_past_the_threshold_names_the_benchmark_and_figure():
+    [message] = memory_regressions({"t": {"peak_rss_bytes": 3 * MiB}}, {"t": {"peak_rss_bytes": 2 * MiB}}, 10)
+    assert message.startswith("t: peak_rss_bytes 3.0 MiB exceeds the baseline's 2.0 MiB (+50.0%")
+
+
+def test_benchmarks_missing_from_the_baseline_are_not_compared():
+    assert memory_regressions({"new": {"peak_memory_bytes": 10**9}}, {"old": {"peak_memory_bytes": 1}}, 10) == []
+
+
+# --- tests/benchmarks in the default run ----------------------------------------------
+
+def test_default_test_run_skips_the_shipped_benchmarks():
+    out = run_pytest("-q", "-rs", "-k", "test_matmul_fp32", cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "skipped" in out.stdout and "passed" not in out.stdout
+    assert "pytest --benchmark-only tests/benchmarks" in out.stdout
+
+
+def test_benchmark_only_runs_the_shipped_benchmarks():
+    out = run_pytest("--benchmark-only", "-q", "-k", "256", "tests/benchmarks/test_matmul_bench.py", cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 passed" in out.stdout
+
+
+@pytest.mark.skipif(not plugin_registered(), reason="pyproject.toml lacks [project.entry-points.pytest11] "
+                    "mlxbench = \"mlxbench.pytest_plugin\" (then reinstall)")
+def test_plugin_loads_through_its_entry_point_without_dash_p():
+    out = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert "--mlx-memory-baseline" in out.stdout
+
+
+# --- pytest-benchmark JSON as records -------------------------------------------------
+
+def test_json_becomes_one_record_per_benchmark_with_memory_metrics(bench_json, benchmarks):
+    records, env, suite = to_run(bench_json)
+    assert len(records) == len(benchmarks)
+    for record in records:
+        assert record["status"] == "ok"
+        assert record["env_id"] == env["env_id"]
+        assert all(isinstance(record["metrics"][key], int) for key in MEMORY_FIGURES)
+    assert suite["name"] == "bench"
+
+
+def test_record_step_time_keeps_every_timed_round(bench_json):
+    records, _, _ = to_run(bench_json)
+    step = next(r for r in records if r["variant"] == "test_step_after_big_setup")["metrics"]["step_time_s"]
+    assert step["n"] == 3 and len(step["samples"]) == 3
+    assert step["p10"] <= step["median"] <= step["p90"]
+
+
+def test_parametrize_ids_become_the_sweep(bench_json):
+    records, _, _ = to_run(bench_json)
+    plain = next(r for r in records if r["variant"] == "test_plain_call")
+    assert plain["sweep"] == {"n": 128}
+
+
+def test_json_without_benchmarks_is_a_user_error_naming_the_file(tmp_path):
+    path = tmp_path / "records.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(UserError, match=rf"{path}: benchmarks: expected a pytest-benchmark JSON file"):
+        to_run(path)
+
+
+def test_json_without_per_round_timings_is_a_user_error(bench_json, tmp_path):
+    data = json.loads(bench_json.read_text())
+    stripped = copy.deepcopy(data)
+    del stripped["benchmarks"][0]["stats"]["data"]
+    path = tmp_path / "saved.json"
+    path.write_text(json.dumps(stripped))
+    with pytest.raises(UserError, match=r"benchmarks\[0\]\.stats\.data: expected the per-round timings"):
+        to_run(path)
+
+
+def test_mlxbench_report_renders_a_pytest_benchmark_json(bench_json, tmp_path):
+    if not (ROOT / "mlxbench" / "report" / "cli.py").exists():
+        pytest.skip("mlxbench report is not written yet")
+    out = subprocess.run([sys.executable, "-m", "mlxbench", "report", str(bench_json)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert list(tmp_path.rglob("*.html"))
+
+
+# --- the CI workflow ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def workflow() -> dict:
+    return yaml.safe_load(WORKFLOW.read_text())
+
+
+def run_lines(workflow: dict) -> list[str]:
+    return [step["run"].strip() for job in workflow["jobs"].values() for step in job["steps"] if "run" in step]
+
+
+def test_workflow_runs_on_an_apple_silicon_macos_runner(workflow):
+    [job] = workflow["jobs"].values()
+    assert job["runs-on"] in ("macos-14", "macos-15", "macos-latest")
+
+
+def test_workflow_runs_the_tests_the_benchmarks_and_the_report(workflow):
+    lines = run_lines(workflow)
+    assert lines[0] == "make test"
+    assert any("--benchmark-only tests/benchmarks --benchmark-json=bench.json" in line for line in lines)
+    assert any(line.startswith(".venv/bin/mlxbench report bench.json") for line in lines)
+
+
+def test_workflow_uploads_the_report_and_the_json(workflow):
+    [job] = workflow["jobs"].values()
+    upload = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert "reports/" in upload["with"]["path"] and "bench.json" in upload["with"]["path"]
+
+
+def test_every_workflow_command_is_in_the_readme(workflow):
+    readme = (ROOT / "README.md").read_text()
+    missing = [line for line in run_lines(workflow) if line not in readme]
+    assert not missing, f"README.md lacks the workflow's commands: {missing}"
