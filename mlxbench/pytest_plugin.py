@@ -41,28 +41,38 @@ DEVICE_ENV = "MLXBENCH_DEVICE"  # "cpu" or "gpu": override the automatic choice
 _DEVICE_NOTES: list[str] = []
 
 
-def choose_device() -> list[str]:
-    """Move MLX to its CPU device when its GPU is missing or virtual; notes saying why.
+def device_fallback(platform: str, default_is_gpu: bool, metal_available: bool, gpu_name: str,
+                    wanted: str = "") -> str | None:
+    """Why MLX should measure on its CPU device instead of its default one, or None to keep it.
 
-    ``MLXBENCH_DEVICE=gpu`` keeps the GPU anyway, ``MLXBENCH_DEVICE=cpu`` always uses the CPU.
+    ``wanted`` is ``MLXBENCH_DEVICE``: "cpu" always falls back, "gpu" never does.
     """
+    wanted = wanted.strip().lower()
+    if wanted == "cpu":
+        return f"{DEVICE_ENV}=cpu: measuring on MLX's CPU device"
+    if wanted == "gpu" or not default_is_gpu or platform != "darwin":
+        return None
+    if not metal_available:
+        return "no Metal device: measuring on MLX's CPU device"
+    if any(word in gpu_name for word in VIRTUAL_GPU_NAMES):
+        return (f"Metal device {gpu_name!r} is a virtual GPU (hosted CI runner): measuring on MLX's "
+                f"CPU device; set {DEVICE_ENV}=gpu to use it anyway")
+    return None
+
+
+def choose_device() -> list[str]:
+    """Move MLX to its CPU device when its GPU is missing or virtual; notes saying why."""
     import mlx.core as mx
 
-    wanted = os.environ.get(DEVICE_ENV, "").strip().lower()
-    if wanted == "cpu":
-        mx.set_default_device(mx.cpu)
-        return [f"{DEVICE_ENV}=cpu: measuring on MLX's CPU device"]
-    if wanted == "gpu" or mx.default_device().type != mx.gpu or sys.platform != "darwin":
+    default_is_gpu = mx.default_device().type == mx.gpu
+    on_mac_gpu = default_is_gpu and sys.platform == "darwin"
+    metal_available = on_mac_gpu and mx.metal.is_available()
+    note = device_fallback(sys.platform, default_is_gpu, metal_available,
+                           _gpu_name(mx) if metal_available else "", os.environ.get(DEVICE_ENV, ""))
+    if note is None:
         return []
-    if not mx.metal.is_available():
-        mx.set_default_device(mx.cpu)
-        return ["no Metal device: measuring on MLX's CPU device"]
-    name = _gpu_name(mx)
-    if any(word in name for word in VIRTUAL_GPU_NAMES):
-        mx.set_default_device(mx.cpu)
-        return [f"Metal device {name!r} is a virtual GPU (hosted CI runner): measuring on MLX's "
-                f"CPU device; set {DEVICE_ENV}=gpu to use it anyway"]
-    return []
+    mx.set_default_device(mx.cpu)
+    return [note]
 
 
 def _gpu_name(mx) -> str:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from mlxbench.errors import UserError
-from mlxbench.pytest_plugin import memory_regressions
+from mlxbench.pytest_plugin import device_fallback, memory_regressions
 from mlxbench.report.pytest_json import MEMORY_FIGURES, to_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,6 +122,29 @@ def test_no_mlx_memory_option_leaves_extra_info_alone(user_dir):
     assert out.returncode == 0, out.stdout + out.stderr
     bench = json.loads((user_dir / "plain.json").read_text())["benchmarks"][0]
     assert "peak_memory_bytes" not in bench["extra_info"]
+
+
+# --- the device on hosted macOS runners ------------------------------------------------
+
+def test_virtual_metal_gpu_of_a_hosted_runner_falls_back_to_the_cpu():
+    note = device_fallback("darwin", True, True, "Apple Paravirtual device")
+    assert note and "virtual GPU" in note and "CPU device" in note
+
+
+def test_mac_without_a_metal_device_falls_back_to_the_cpu():
+    assert "no Metal device" in device_fallback("darwin", True, False, "")
+
+
+def test_a_real_apple_gpu_is_kept():
+    assert device_fallback("darwin", True, True, "Apple M2 Max") is None
+
+
+def test_mlxbench_device_gpu_keeps_even_a_virtual_gpu():
+    assert device_fallback("darwin", True, True, "Apple Paravirtual device", wanted="gpu") is None
+
+
+def test_linux_cpu_backend_needs_no_fallback():
+    assert device_fallback("linux", False, False, "") is None
 
 
 # --- the memory baseline gate ---------------------------------------------------------
