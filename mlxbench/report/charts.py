@@ -139,7 +139,7 @@ def timelines_svg(series: list[tuple[str, dict]], key: str = "active",
 def bars_svg(labels: list[str], panels: list[dict]) -> str:
     """Horizontal bars per variant, one panel per metric.
 
-    A panel is ``{"title", "values": [float|None], "low": [..]|None, "high": [..]|None}``;
+    A panel is ``{"title", "values": [float|None], "texts": [str], "low": [..]|None, "high": [..]|None}``;
     None values (failed cases) are written as "failed" instead of a bar.
     """
     n = len(labels)
@@ -158,8 +158,8 @@ def bars_svg(labels: list[str], panels: list[dict]) -> str:
             if panel.get("low") and panel["low"][i] is not None:
                 ax.errorbar(v, y[i], xerr=[[v - panel["low"][i]], [panel["high"][i] - v]], fmt="none",
                             ecolor="#111827", elinewidth=1, capsize=2.5, zorder=3)
-            ax.text(v + top * 0.015 if not panel.get("low") else (panel["high"][i] or v) + top * 0.015,
-                    y[i], panel.get("fmt", "{:.3g}").format(v), va="center", fontsize=7.5, color="#374151")
+            right = panel["high"][i] if panel.get("high") and panel["high"][i] is not None else v
+            ax.text(right + top * 0.015, y[i], panel["texts"][i], va="center", fontsize=7.5, color="#374151")
         ax.set_title(panel["title"], loc="left", fontsize=9.5, color="#111827")
         ax.set_xlim(0, top * 1.22)
         ax.grid(axis="y", visible=False)
@@ -170,7 +170,7 @@ def bars_svg(labels: list[str], panels: list[dict]) -> str:
 def sweep_svg(lines: list[tuple[str, list[float], list[float | None]]], xlabel: str, ylabel: str,
               log_x: bool = False) -> str:
     """A metric against a swept axis, one line per series: ``(label, xs, ys)``; None ys are gaps."""
-    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
     for i, (label, xs, ys) in enumerate(lines):
         ax.plot(xs, [float("nan") if v is None else v for v in ys], "-o", color=colour(i), lw=1.6, ms=4,
                 label=label)
@@ -181,20 +181,24 @@ def sweep_svg(lines: list[tuple[str, list[float], list[float | None]]], xlabel: 
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_ylim(bottom=0)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    ax.legend(loc="best", fontsize=7.5)
     return to_svg(fig)
 
 
 def pareto_svg(points: list[dict], xlabel: str, ylabel: str) -> str:
     """Memory against time, one point per configuration; the Pareto front joined and filled.
 
-    A point is ``{"label", "x", "y", "front": bool, "colour_index": int}``.
+    A point is ``{"label", "x", "y", "front": bool, "colour_index": int, "group": str}``; the front
+    of each group (a sweep point) is joined separately.
     """
-    fig, ax = plt.subplots(figsize=(7.5, 4.0))
-    front = sorted((p for p in points if p["front"]), key=lambda p: p["x"])
-    if len(front) > 1:
-        ax.plot([p["x"] for p in front], [p["y"] for p in front], "-", color="#111827", lw=1, alpha=0.5,
-                zorder=1, label="Pareto front")
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    fronts = 0
+    for group in dict.fromkeys(p.get("group", "") for p in points):
+        front = sorted((p for p in points if p["front"] and p.get("group", "") == group), key=lambda p: p["x"])
+        if len(front) > 1:
+            ax.plot([p["x"] for p in front], [p["y"] for p in front], "-", color="#111827", lw=1, alpha=0.5,
+                    zorder=1, label=None if fronts else "Pareto front")
+            fronts += 1
     for p in points:
         c = colour(p.get("colour_index", 0))
         ax.scatter(p["x"], p["y"], s=46, zorder=2, color=c if p["front"] else "white", edgecolors=c,
@@ -204,6 +208,6 @@ def pareto_svg(points: list[dict], xlabel: str, ylabel: str) -> str:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.margins(x=0.15, y=0.15)
-    if len(front) > 1:
+    if fronts:
         ax.legend(loc="best", fontsize=8)
     return to_svg(fig)

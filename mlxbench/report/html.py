@@ -12,6 +12,7 @@ from markupsafe import Markup
 import mlxbench
 from mlxbench.report import charts, tables
 from mlxbench.report import metrics as m
+from mlxbench.stats import UNSTABLE_SPREAD
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("mlxbench.report", "templates"),
@@ -23,7 +24,8 @@ _ENV = jinja2.Environment(
 
 
 def _render(template: str, **context) -> str:
-    return _ENV.get_template(template).render(version=mlxbench.__version__, **context)
+    return _ENV.get_template(template).render(
+        version=mlxbench.__version__, palette=charts.colour, unstable_pct=round(UNSTABLE_SPREAD * 100), **context)
 
 
 def _mb(value) -> str:
@@ -55,3 +57,158 @@ def render_profile(profile: dict) -> str:
         phases=phases,
         env_rows=tables.env_rows(profile.get("env") or {}),
     )
+
+
+def reproduce_command(run) -> str:
+    """The command that reproduces the run: as the runner recorded it, else rebuilt from the suite."""
+    for source in (run.suite, *run.records[:1], run.env):
+        command = source.get("command")
+        if command:
+            return command if isinstance(command, str) else " ".join(map(str, command))
+    path = run.suite.get("path") or run.suite.get("source") or f"suites/{run.name}.yaml"
+    parts = ["mlxbench", "run", str(path)]
+    if run.suite.get("profile"):
+        parts += ["--profile", str(run.suite["profile"])]
+    for key, value in (run.suite.get("overrides") or run.suite.get("set") or {}).items():
+        parts += ["--set", f"{key}={value}"]
+    return " ".join(parts)
+
+
+def _time_metric(table: tables.Table) -> str | None:
+    """The table's timing headline: the metric behind its time/speed change column."""
+    return table.savings[-1][1] if len(table.savings) > 1 else next(
+        (c.metric for c in table.columns if not c.metric.endswith("_bytes")), None)
+
+
+def _memory_metric(table: tables.Table) -> str | None:
+    return next((metric for _, metric in table.savings if metric.endswith("_bytes")), None)
+
+
+def _column_index(table: tables.Table, metric: str | None) -> int | None:
+    return next((i for i, c in enumerate(table.columns) if c.metric == metric), None)
+
+
+def bars_chart(table: tables.Table) -> Markup | None:
+    """Peak memory and step time (or decode speed) per variant, timing spread as error bars."""
+    panels = []
+    for metric in (_memory_metric(table), _time_metric(table)):
+        i = _column_index(table, metric)
+        if i is None:
+            continue
+        cells = [r.cells[i] if r.ok else None for r in table.rows]
+        has_spread = any(c is not None and c.low is not None for c in cells)
+        panels.append({
+            "title": table.columns[i].label,
+            "values": [c.value if c else None for c in cells],
+            "texts": [c.text if c else "" for c in cells],
+            "low": [c.low if c and c.low is not None else (c.value if c else None) for c in cells]
+            if has_spread else None,
+            "high": [c.high if c and c.high is not None else (c.value if c else None) for c in cells]
+            if has_spread else None,
+        })
+    if not panels or not table.rows:
+        return None
+    return Markup(charts.bars_svg([r.variant for r in table.rows], panels))
+
+
+def timelines_chart(table: tables.Table) -> Markup | None:
+    series = [(r.variant, r.record["memory_timeline"]) for r in table.rows
+              if r.record and (r.record.get("memory_timeline") or {}).get("t")]
+    return Markup(charts.timelines_svg(series)) if series else None
+
+
+def sweep_charts(run, table_list: list[tables.Table]) -> list[dict]:
+    """For each numeric swept axis with 2+ values: the time headline and peak memory against it."""
+    if len(table_list) < 2:
+        return []
+    axes = list(table_list[0].sweep)
+    out = []
+    for axis in axes:
+        xs = sorted({t.sweep[axis] for t in table_list if isinstance(t.sweep.get(axis), (int, float))})
+        if len(xs) < 2:
+            continue
+        others = [a for a in axes if a != axis]
+        for metric in (_time_metric(table_list[0]), _memory_metric(table_list[0])):
+            i = _column_index(table_list[0], metric)
+            if i is None:
+                continue
+            lines: dict[str, dict] = {}
+            for t in table_list:
+                rest = ", ".join(f"{a}={t.sweep[a]}" for a in others)
+                for r in t.rows:
+                    label = r.variant + (f" ({rest})" if rest else "")
+                    lines.setdefault(label, {})[t.sweep[axis]] = r.cells[i].value if r.ok else None
+            series = [(label, xs, [points.get(x) for x in xs]) for label, points in lines.items()]
+            log_x = all(x > 0 for x in xs) and xs[-1] / xs[0] >= 8
+            out.append({"title": f"{table_list[0].columns[i].label} against {axis}",
+                        "svg": Markup(charts.sweep_svg(series, axis, table_list[0].columns[i].label, log_x))})
+    return out
+
+
+def pareto_chart(table_list: list[tables.Table]) -> Markup | None:
+    """Memory against time over every ok case; filled points are on the Pareto front."""
+    first = table_list[0]
+    xm, ym = _time_metric(first), _memory_metric(first)
+    xi, yi = _column_index(first, xm), _column_index(first, ym)
+    if xi is None or yi is None or xm == ym:
+        return None
+    points = []
+    for t in table_list:
+        for r in t.rows:
+            x, y = (r.cells[xi].value, r.cells[yi].value) if r.ok else (None, None)
+            if x is not None and y is not None:
+                label = r.variant + (f" ({', '.join(map(str, t.sweep.values()))})" if len(table_list) > 1 else "")
+                points.append({"label": label, "x": x, "y": y, "colour_index": r.colour_index, "group": t.title})
+    if len(points) < 2:
+        return None
+    # The front is drawn per sweep point: a longer sequence costs more and is not a rival configuration.
+    for group in {p["group"] for p in points}:
+        members = [p for p in points if p["group"] == group]
+        front = tables.pareto_front([(p["x"], p["y"]) for p in members], m.direction(xm) or "lower", "lower")
+        for p, on in zip(members, front):
+            p["front"] = on
+    return Markup(charts.pareto_svg(points, first.columns[xi].label, first.columns[yi].label))
+
+
+def _counts(records: list[dict]) -> dict:
+    latest = tables.latest_by_case(records)
+    timed = [v for r in latest for v in (r.get("metrics") or {}).values() if isinstance(v, dict)]
+    return {
+        "cases": len(latest),
+        "ok": sum(r.get("status") == "ok" for r in latest),
+        "failed": sum(r.get("status") != "ok" for r in latest),
+        "unstable": sum(bool(v.get("unstable")) for v in timed),
+        "equivalence": sum((r.get("equivalence") or {}).get("matches") is False for r in latest),
+        "leaks": sum(bool((r.get("leak") or {}).get("leaking")) for r in latest),
+    }
+
+
+def render_run(run, comparison: dict | None = None, compare_label: str = "") -> str:
+    """The report of one run: savings tables, charts, failed cases, environment, reproduce command."""
+    table_list = tables.savings_tables(run.records, run.suite)
+    sections = [{"table": t, "bars": bars_chart(t), "timelines": timelines_chart(t)} for t in table_list]
+    meanings = {heading: tables.SAVINGS_MEANING.get(heading, "") for t in table_list for heading, _ in t.savings}
+    return _render(
+        "run.html.j2",
+        run=run,
+        suite=run.suite,
+        workload=tables.workload_of(run.records, run.suite),
+        counts=_counts(run.records),
+        sections=sections,
+        meanings=meanings,
+        sweep_charts=sweep_charts(run, table_list),
+        pareto=pareto_chart(table_list) if table_list else None,
+        failed=tables.failed_cases(run.records),
+        env_rows=tables.env_rows(run.env),
+        command=reproduce_command(run),
+        comparison=comparison,
+        compare_label=compare_label,
+        compare_rows=_compare_rows(comparison) if comparison else [],
+        started=min((r.get("started_at") or "" for r in run.records), default=""),
+    )
+
+
+def _compare_rows(comparison: dict) -> list[dict]:
+    from mlxbench import compare
+
+    return [dict(zip(compare.HEADINGS, r)) for r in compare.rows(comparison)]

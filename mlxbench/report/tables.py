@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from mlxbench.report import metrics as m
+from mlxbench.stats import relative_change
 
 # Columns per workload, in order; a column shows only if some record has the figure.
 WORKLOAD_COLUMNS = {
@@ -166,13 +167,6 @@ def columns_for(records: list[dict], workload: str) -> list[Column]:
         chosen = [k for k in GENERIC_COLUMNS if k in present]
         chosen += [k for k in dict.fromkeys(present) if k not in chosen and k not in GENERIC_LEFT_OUT]
     return [Column(k, m.label(k), m.direction(k)) for k in chosen]
-
-
-def relative_change(value: float | None, baseline: float | None) -> float | None:
-    """(value − baseline) / baseline, or None when either is missing or the baseline is 0."""
-    if value is None or baseline is None or baseline == 0:
-        return None
-    return (value - baseline) / baseline
 
 
 def cell(figure, metric: str) -> Cell:

@@ -1,0 +1,206 @@
+"""``mlxbench compare BASE NEW``: what got better or worse between two runs, and is it real.
+
+A change counts (is *significant*) only when it exceeds the threshold (default 5%)
+and, for timed figures, a Mann–Whitney U test on the raw samples gives p < 0.01.
+Memory and other deterministic figures have no spread to test: the threshold alone
+decides. Exit status 1 when any significant change is a regression, 0 otherwise,
+2 on bad input, so a CI job can gate on it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+from mlxbench import stats
+from mlxbench.errors import UserError
+from mlxbench.report import metrics as m
+from mlxbench.report.source import load_run
+from mlxbench.report.tables import latest_by_case, reason_of, sweep_title
+
+DEFAULT_THRESHOLD_PCT = 5.0
+SIGNIFICANCE_P = 0.01
+# Rates derived from one timing have no samples of their own: test the timing's samples.
+SAMPLES_OF = {
+    "tokens_per_s": "step_time_s",
+    "samples_per_s": "step_time_s",
+    "decode_tokens_per_s": "decode_s",
+    "decode_tokens_per_s_total": "decode_s",
+    "prefill_tokens_per_s": "prefill_s",
+}
+
+
+def samples_for(metric: str, figures: dict) -> list[float] | None:
+    """The raw timed samples behind a metric: its own, or those of the timing it is derived from."""
+    for name in (metric, SAMPLES_OF.get(metric)):
+        figure = figures.get(name) if name else None
+        if isinstance(figure, dict) and figure.get("samples"):
+            return figure["samples"]
+    return None
+
+
+def compare_metric(metric: str, base_figures: dict, new_figures: dict, threshold: float) -> dict | None:
+    """One metric of one case: ratio new/base, p-value where it has samples, and the verdict."""
+    base, new = m.value_of(base_figures.get(metric)), m.value_of(new_figures.get(metric))
+    if base is None or new is None:
+        return None
+    change = stats.relative_change(new, base)
+    ratio = new / base if base else (1.0 if new == base else math.inf)
+    base_samples, new_samples = samples_for(metric, base_figures), samples_for(metric, new_figures)
+    p = stats.mann_whitney_p(base_samples, new_samples) if base_samples and new_samples else None
+    big = change is not None and abs(change) > threshold or (base == 0 and new != 0)
+    significant = bool(big and (p is None or p < SIGNIFICANCE_P))
+    better = m.direction(metric)
+    if not significant:
+        verdict = "same"
+    elif better is None:
+        verdict = "changed"
+    else:
+        worse = (new > base) if better == "lower" else (new < base)
+        verdict = "regression" if worse else "improvement"
+    return {"metric": metric, "base": base, "new": new, "ratio": ratio, "change": change, "p": p,
+            "tested": "mann-whitney" if p is not None else "threshold", "better": better,
+            "significant": significant, "verdict": verdict}
+
+
+def compare_case(base: dict, new: dict, threshold: float) -> dict:
+    """Every metric the two records of one case share, plus a status change if there is one."""
+    out = {"case_id": base.get("case_id"), "variant": new.get("variant") or base.get("variant"),
+           "sweep": sweep_title(new.get("sweep") or base.get("sweep") or {}),
+           "base_status": base.get("status"), "new_status": new.get("status"), "metrics": []}
+    if base.get("status") == "ok" and new.get("status") != "ok":
+        out["metrics"].append({"metric": "status", "base": "ok", "new": new.get("status"), "ratio": None,
+                               "change": None, "p": None, "tested": "status", "better": None,
+                               "significant": True, "verdict": "regression", "reason": reason_of(new)})
+        return out
+    if base.get("status") != "ok" or new.get("status") != "ok":
+        return out
+    base_figures, new_figures = base.get("metrics") or {}, new.get("metrics") or {}
+    for metric in base_figures:
+        if metric in new_figures:
+            result = compare_metric(metric, base_figures, new_figures, threshold)
+            if result is not None:
+                out["metrics"].append(result)
+    return out
+
+
+def compare_runs(base_records: list[dict], new_records: list[dict],
+                 threshold_pct: float = DEFAULT_THRESHOLD_PCT) -> dict:
+    """Cases matched by case_id; cases found in only one run listed, never dropped."""
+    base = {r.get("case_id"): r for r in latest_by_case(base_records)}
+    new = {r.get("case_id"): r for r in latest_by_case(new_records)}
+    threshold = threshold_pct / 100
+
+    def brief(r: dict) -> dict:
+        return {"case_id": r.get("case_id"), "variant": r.get("variant"),
+                "sweep": sweep_title(r.get("sweep") or {}), "status": r.get("status")}
+
+    cases = [compare_case(base[c], new[c], threshold) for c in base if c in new]
+    regressions = [{"case_id": c["case_id"], "variant": c["variant"], "sweep": c["sweep"], **x}
+                   for c in cases for x in c["metrics"] if x["verdict"] == "regression"]
+    improvements = [{"case_id": c["case_id"], "variant": c["variant"], "sweep": c["sweep"], **x}
+                    for c in cases for x in c["metrics"] if x["verdict"] == "improvement"]
+    return {"threshold_pct": threshold_pct, "significance_p": SIGNIFICANCE_P, "cases": cases,
+            "only_in_base": [brief(r) for c, r in base.items() if c not in new],
+            "only_in_new": [brief(r) for c, r in new.items() if c not in base],
+            "regressions": regressions, "improvements": improvements}
+
+
+def exit_status(comparison: dict) -> int:
+    """1 when any significant regression, else 0."""
+    return 1 if comparison["regressions"] else 0
+
+
+def _figure(value, metric: str) -> str:
+    return value if isinstance(value, str) else m.display(value, metric)
+
+
+def _unit(metric: str) -> str:
+    return "MB" if metric.endswith("_bytes") else ("s" if metric.endswith("_s") else "")
+
+
+def rows(comparison: dict) -> list[list[str]]:
+    """One display row per compared figure: case, metric, base, new, ratio, change, p, verdict."""
+    out = []
+    for case in comparison["cases"]:
+        where = case["variant"] + (f" [{case['sweep']}]" if case["sweep"] else "")
+        for x in case["metrics"]:
+            p = "—" if x["p"] is None else f"{x['p']:.3f}"
+            ratio = "—" if x["ratio"] is None else f"×{x['ratio']:.3f}"
+            metric = x["metric"] + (f" ({_unit(x['metric'])})" if _unit(x["metric"]) else "")
+            out.append([where, metric, _figure(x["base"], x["metric"]), _figure(x["new"], x["metric"]),
+                        ratio, m.percent(x["change"]), p, x["verdict"]])
+    return out
+
+
+HEADINGS = ["case", "metric", "base", "new", "ratio", "change", "p", "verdict"]
+
+
+def summary_line(comparison: dict) -> str:
+    regressions = comparison["regressions"]
+    if not regressions:
+        return f"no significant regression ({len(comparison['improvements'])} significant improvements)"
+    named = sorted({f"{r['metric']} ({r['variant']}{', ' + r['sweep'] if r['sweep'] else ''})"
+                    for r in regressions})
+    return f"{len(regressions)} significant regression{'s' if len(regressions) > 1 else ''}: " + "; ".join(named)
+
+
+def format_text(comparison: dict, base_label: str = "base", new_label: str = "new") -> str:
+    table = [HEADINGS] + rows(comparison)
+    widths = [max(len(r[i]) for r in table) for i in range(len(HEADINGS))]
+    lines = [f"base: {base_label}", f"new:  {new_label}",
+             f"significant: |change| > {comparison['threshold_pct']:g}% and, for timings, "
+             f"Mann-Whitney p < {comparison['significance_p']:g}", ""]
+    for i, r in enumerate(table):
+        lines.append("  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))))
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines += _one_sided_lines(comparison) + ["", summary_line(comparison)]
+    return "\n".join(lines)
+
+
+def _one_sided_lines(comparison: dict) -> list[str]:
+    lines = []
+    for key, words in (("only_in_base", "only in base"), ("only_in_new", "only in new")):
+        for r in comparison[key]:
+            lines.append(f"{words}: {r['variant']}{' [' + r['sweep'] + ']' if r['sweep'] else ''} "
+                         f"({r['case_id']}, {r['status']})")
+    return [""] + lines if lines else []
+
+
+def format_markdown(comparison: dict, base_label: str = "base", new_label: str = "new") -> str:
+    marks = {"regression": "🔴 regression", "improvement": "🟢 improvement", "changed": "changed", "same": ""}
+    lines = [f"**Base** `{base_label}` → **new** `{new_label}`; significant: |change| > "
+             f"{comparison['threshold_pct']:g}% and, for timings, Mann-Whitney p < {comparison['significance_p']:g}.",
+             "", "| " + " | ".join(h.capitalize() for h in HEADINGS) + " |",
+             "|" + "---|" * 2 + "---:|" * 5 + "---|"]
+    for r in rows(comparison):
+        lines.append("| " + " | ".join(r[:-1] + [marks.get(r[-1], r[-1])]) + " |")
+    lines += [f"- {line}" for line in _one_sided_lines(comparison) if line]
+    lines += ["", f"**{summary_line(comparison)}**"]
+    return "\n".join(lines)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("base", metavar="BASE", help="the run to compare against (a run directory)")
+    parser.add_argument("new", metavar="NEW", help="the run being judged")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_PCT, metavar="PCT",
+                        help="smallest change in %% that counts (default %(default)g)")
+    parser.add_argument("--format", choices=("text", "md", "json"), default="text",
+                        help="output format (default %(default)s)")
+
+
+def main(args) -> int:
+    if not (args.threshold >= 0):
+        raise UserError(f"--threshold: expected a percentage ≥ 0, got {args.threshold}")
+    base, new = load_run(args.base), load_run(args.new)
+    comparison = compare_runs(base.records, new.records, args.threshold)
+    if args.format == "json":
+        text = json.dumps({"base": str(base.path), "new": str(new.path), **comparison}, indent=2)
+    elif args.format == "md":
+        text = format_markdown(comparison, str(base.path), str(new.path))
+    else:
+        text = format_text(comparison, str(base.path), str(new.path))
+    sys.stdout.write(text + "\n")
+    return exit_status(comparison)

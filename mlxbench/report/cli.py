@@ -1,0 +1,72 @@
+"""``mlxbench report RUN``: render a run's records as one self-contained HTML file, Markdown or CSV.
+
+Nothing is re-run: the figures are the ones the run recorded.
+"""
+
+from __future__ import annotations
+
+import sys
+import webbrowser
+from pathlib import Path
+
+from mlxbench.errors import UserError
+from mlxbench.report.source import load_run
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("run", metavar="RUN",
+                        help="a run directory (results/<suite>/<run id>) or a pytest-benchmark --benchmark-json file")
+    parser.add_argument("--format", choices=("html", "md", "csv"), default="html",
+                        help="html (default): a file under reports/; md and csv: printed, or written to --out")
+    parser.add_argument("--out", metavar="PATH", help="where to write (default for html: reports/<suite>-<run id>.html)")
+    parser.add_argument("--compare", metavar="NEW", help="add a comparison with another run (html only)")
+    parser.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
+                        help="smallest change in %% the comparison counts (default %(default)g)")
+    parser.add_argument("--open", action="store_true", help="open the HTML report in the default browser")
+
+
+def main(args) -> int:
+    run = load_run(args.run)
+    if args.format == "md":
+        from mlxbench.report.text import to_markdown
+        return _emit(to_markdown(run), args.out)
+    if args.format == "csv":
+        from mlxbench.report.text import to_csv
+        return _emit(to_csv(run), args.out)
+
+    from mlxbench.report.html import render_run
+
+    comparison = None
+    if args.compare:
+        from mlxbench.compare import compare_runs
+
+        other = load_run(args.compare)
+        comparison = compare_runs(run.records, other.records, args.threshold)
+    page = render_run(run, comparison, compare_label=str(args.compare or ""))
+    out = Path(args.out) if args.out else Path("reports") / f"{_safe(run.name)}-{_safe(run.run_id)}.html"
+    _write(out, page)
+    print(out)
+    if args.open:
+        webbrowser.open(out.resolve().as_uri())
+    return 0
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in str(name))
+
+
+def _write(out: Path, text: str) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"{out}: expected a writable path, got {err.strerror}") from err
+
+
+def _emit(text: str, out: str | None) -> int:
+    if out:
+        _write(Path(out), text)
+        print(out)
+    else:
+        sys.stdout.write(text)
+    return 0

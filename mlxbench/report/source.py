@@ -1,0 +1,60 @@
+"""Where a report's figures come from: a run directory, or a pytest-benchmark JSON file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from mlxbench import results
+from mlxbench.errors import UserError
+
+
+@dataclass
+class Run:
+    path: Path
+    records: list[dict]
+    env: dict
+    suite: dict
+
+    @property
+    def name(self) -> str:
+        return self.suite.get("name") or next((r.get("suite") for r in self.records if r.get("suite")), "run")
+
+    @property
+    def run_id(self) -> str:
+        return next((r.get("run_id") for r in self.records if r.get("run_id")), self.path.name)
+
+
+def load_run(path: str | Path) -> Run:
+    """The records, environment and resolved suite of a run directory (or a --benchmark-json file)."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".json":
+        try:
+            from mlxbench.report.pytest_json import to_run
+        except ImportError as err:  # the benchmark-CI piece is optional to the rest of the report
+            raise UserError(f"{path}: cannot read pytest-benchmark JSON: {err}") from err
+        records, env, suite = to_run(path)
+        return Run(path, records, env, suite)
+    if not path.is_dir():
+        raise UserError(f"{path}: expected a run directory (results/<suite>/<run id>) or a "
+                        f"pytest-benchmark .json file, got {'a file' if path.exists() else 'nothing there'}")
+    records = results.read_records(path)
+    if not records:
+        raise UserError(f"{path / results.RECORDS}: expected at least one record, got none")
+    return Run(path, records, results.read_env(path), read_suite(path))
+
+
+def read_suite(run_dir: Path) -> dict:
+    """The resolved suite the run stored, or {} when it has none."""
+    path = run_dir / results.SUITE
+    if not path.exists():
+        return {}
+    try:
+        suite = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: expected YAML, got {str(err).splitlines()[0]}") from err
+    if not isinstance(suite, dict):
+        raise UserError(f"{path}: expected a mapping, got {type(suite).__name__}")
+    return suite
