@@ -23,6 +23,7 @@ import mlxbench  # noqa: F401  first: loads the optimized BLAS before mlx.core (
 
 import contextlib
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -230,6 +231,14 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     captured = env.capture(calibrate=False)
     captured["notes"] = list(_DEVICE_NOTES)
     machine_info[ENV_KEY] = captured
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    """Store the command line, so the report can say how to reproduce the figures."""
+    from mlxbench.report.pytest_json import COMMAND_KEY
+
+    output_json[COMMAND_KEY] = {"command": shlex.join(["pytest", *map(str, config.invocation_params.args)])}
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -221,6 +221,12 @@ def test_json_becomes_one_record_per_benchmark_with_memory_metrics(bench_json, b
     assert suite["name"] == "bench"
 
 
+def test_suite_says_which_pytest_command_reproduces_the_figures(bench_json):
+    _, _, suite = to_run(bench_json)
+    assert suite["command"].startswith("pytest ")
+    assert suite["command"].endswith("--benchmark-only --benchmark-json=bench.json -q")
+
+
 def test_record_step_time_keeps_every_timed_round(bench_json):
     records, _, _ = to_run(bench_json)
     step = next(r for r in records if r["variant"] == "test_step_after_big_setup")["metrics"]["step_time_s"]
@@ -228,10 +234,11 @@ def test_record_step_time_keeps_every_timed_round(bench_json):
     assert step["p10"] <= step["median"] <= step["p90"]
 
 
-def test_parametrize_ids_become_the_sweep(bench_json):
+def test_each_benchmark_is_its_own_variant_with_its_parametrize_values_as_params(bench_json):
     records, _, _ = to_run(bench_json)
-    plain = next(r for r in records if r["variant"] == "test_plain_call")
-    assert plain["sweep"] == {"n": 128}
+    plain = next(r for r in records if r["variant"] == "test_plain_call[128]")
+    assert plain["params"] == {"n": 128}
+    assert plain["sweep"] == {}
 
 
 def test_json_without_benchmarks_is_a_user_error_naming_the_file(tmp_path):

@@ -19,6 +19,8 @@ from mlxbench.errors import UserError
 MEMORY_FIGURES = ("peak_memory_bytes", "active_memory_bytes", "peak_rss_bytes")
 # Where the mlxbench pytest plugin keeps mlxbench.env.capture() inside machine_info.
 ENV_KEY = "mlxbench"
+# Top-level key where the plugin stores the pytest command line.
+COMMAND_KEY = "mlxbench"
 # extra_info keys that describe the case rather than measure it.
 CASE_KEYS = ("workload", "params", "seed", "warmup_rounds")
 
@@ -106,10 +108,11 @@ def _record(path: Path, i: int, bench: dict, suite: str, run_id: str, env_id: st
         "suite": suite,
         "run_id": run_id,
         "case_id": hashlib.sha256(bench.get("fullname", name).encode()).hexdigest()[:12],
-        # pytest's parametrize ids become the sweep; the test function is the variant.
-        "variant": name.split("[", 1)[0] if params else name,
+        # One row per benchmark: a file mixes test functions whose parametrize axes
+        # differ, so they are no sweep grid; the values stay in params.
+        "variant": name,
         "workload": extra.get("workload", "pytest-benchmark"),
-        "sweep": dict(params),
+        "sweep": {},
         "params": extra.get("params") or dict(params),
         "seed": extra.get("seed"),
         "warmup": extra.get("warmup_rounds", 0),
@@ -141,6 +144,8 @@ def to_run(path: str | Path) -> tuple[list[dict], dict, dict]:
         "description": f"pytest-benchmark {data.get('version', '?')} results from {path.name}",
         "workload": "pytest-benchmark",
         "baseline": None,
+        "command": (data.get(COMMAND_KEY) or {}).get("command")
+        or f"pytest --benchmark-only --benchmark-json={path.name}",
     }
     records = [_record(path, i, bench, suite["name"], run_id, env["env_id"], started_at)
                for i, bench in enumerate(data["benchmarks"])]
