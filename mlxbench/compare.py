@@ -69,12 +69,14 @@ def compare_case(base: dict, new: dict, threshold: float) -> dict:
     out = {"case_id": base.get("case_id"), "variant": new.get("variant") or base.get("variant"),
            "sweep": sweep_title(new.get("sweep") or base.get("sweep") or {}),
            "base_status": base.get("status"), "new_status": new.get("status"), "metrics": []}
-    if base.get("status") == "ok" and new.get("status") != "ok":
-        out["metrics"].append({"metric": "status", "base": "ok", "new": new.get("status"), "ratio": None,
-                               "change": None, "p": None, "tested": "status", "better": None,
-                               "significant": True, "verdict": "regression", "reason": reason_of(new)})
-        return out
     if base.get("status") != "ok" or new.get("status") != "ok":
+        # A case that stopped finishing is a regression; one that started finishing, an improvement.
+        verdict = ("regression" if base.get("status") == "ok" else
+                   "improvement" if new.get("status") == "ok" else "same")
+        out["metrics"].append({"metric": "status", "base": base.get("status"), "new": new.get("status"),
+                               "ratio": None, "change": None, "p": None, "tested": "status", "better": None,
+                               "significant": verdict != "same", "verdict": verdict,
+                               "reason": reason_of(new) or reason_of(base)})
         return out
     base_figures, new_figures = base.get("metrics") or {}, new.get("metrics") or {}
     for metric in base_figures:
@@ -117,7 +119,9 @@ def _figure(value, metric: str) -> str:
 
 
 def _unit(metric: str) -> str:
-    return "MB" if metric.endswith("_bytes") else ("s" if metric.endswith("_s") else "")
+    if metric.endswith("_bytes"):
+        return "MB"
+    return "s" if metric.endswith("_s") and not metric.endswith("_per_s") else ""
 
 
 def rows(comparison: dict) -> list[list[str]]:

@@ -47,6 +47,8 @@ ENV = {
 FIGURES = {"baseline": (1000, 1.00), "micro-batch M=2": (700, 1.10), "GC only": (650, 1.30),
            "GC + M=4": (600, 1.25)}
 
+CASE_IDS = {"baseline": "base", "micro-batch M=2": "mb2", "GC only": "gc", "GC + M=4": "gcm4"}
+
 
 def timeline(peak_mb: float, step_s: float) -> dict:
     """A believable memory timeline: setup climbs, warm-up and steps saw-tooth to the peak."""
@@ -71,7 +73,7 @@ def record(variant: str, seq_length: int, *, status: str = "ok", spread: float =
     summary = stats.summarize(samples)
     tokens = 8 * seq_length
     rec = {
-        "suite": SUITE["name"], "run_id": "20261124-100000", "case_id": f"{variant[:4]}-{seq_length}".replace(" ", "_"),
+        "suite": SUITE["name"], "run_id": "20261124-100000", "case_id": f"{CASE_IDS[variant]}-{seq_length}",
         "variant": variant, "workload": "train", "sweep": {"seq_length": seq_length},
         "params": {**SUITE["defaults"], **SUITE["variants"][variant], "seq_length": seq_length},
         "seed": 0, "warmup": 2, "repeat": 5, "status": status, "error": None,

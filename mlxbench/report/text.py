@@ -1,0 +1,86 @@
+"""The savings tables as Markdown (for a README or a pull request) and every record's figures as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from mlxbench.report import tables
+from mlxbench.report.metrics import value_of
+from mlxbench.stats import UNSTABLE_SPREAD
+
+
+def _markdown_cell(cell: tables.Cell) -> str:
+    text = f"**{cell.text}** ★" if cell.best else cell.text
+    if cell.spread:
+        text += f" ({cell.spread})"
+    return text + (" ⚠" if cell.unstable else "")
+
+
+def _variant_cell(row: tables.Row) -> str:
+    text = row.variant
+    if row.equivalence_failed:
+        text += " ≠" + (f" ({', '.join(row.mismatches)})" if row.mismatches else "")
+    if row.leaking:
+        text += " (leak)"
+    return text
+
+
+def markdown_table(table: tables.Table) -> str:
+    """One savings table as a GitHub Markdown table; a failed case keeps its row, with status and reason."""
+    headings = ["Configuration"] + [c.label for c in table.columns] + [h for h, _ in table.savings]
+    lines = ["| " + " | ".join(headings) + " |", "|---|" + "---:|" * (len(headings) - 1)]
+    for row in table.rows:
+        if row.ok:
+            cells = [_markdown_cell(c) for c in row.cells] + [ch.text for ch in row.changes]
+        else:
+            cells = [f"**{row.status}**: {row.reason or 'no reason recorded'}"] + ["—"] * (len(headings) - 2)
+        lines.append("| " + " | ".join([_variant_cell(row)] + [c.replace("|", "\\|") for c in cells]) + " |")
+    return "\n".join(lines)
+
+
+def to_markdown(run) -> str:
+    """Every savings table of a run, with a legend that explains the signs and marks."""
+    table_list = tables.savings_tables(run.records, run.suite)
+    parts = [f"### {run.name} — run {run.run_id}", ""]
+    for table in table_list:
+        if table.title:
+            parts += [f"**{table.title}**", ""]
+        parts += [markdown_table(table), ""]
+    meanings = {h: tables.SAVINGS_MEANING.get(h, "") for t in table_list for h, _ in t.savings}
+    parts.append("; ".join(f"*{h}*: {meaning}" for h, meaning in meanings.items()) + ". "
+                 "Timings: median (p10–p90). ★ best in column; "
+                 f"⚠ p10–p90 spread over {round(UNSTABLE_SPREAD * 100)}% of the median; "
+                 "≠ not equivalent to the baseline.")
+    return "\n".join(parts) + "\n"
+
+
+def to_csv(run) -> str:
+    """One row per case: identity, sweep point, status, and every metric (timings as median, p10, p90)."""
+    records = tables.latest_by_case(run.records)
+    axes = list(dict.fromkeys(k for r in records for k in (r.get("sweep") or {})))
+    columns: list[str] = []
+    for r in records:
+        for name, figure in (r.get("metrics") or {}).items():
+            names = [f"{name}_median", f"{name}_p10", f"{name}_p90", f"{name}_unstable"] \
+                if isinstance(figure, dict) else [name]
+            columns += [n for n in names if n not in columns]
+    head = ["suite", "run_id", "case_id", "variant", *axes, "status", "reason", "is_baseline",
+            "equivalent", "leaking"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=head + columns, lineterminator="\n")
+    writer.writeheader()
+    for r in records:
+        row = {"suite": r.get("suite"), "run_id": r.get("run_id"), "case_id": r.get("case_id"),
+               "variant": r.get("variant"), **(r.get("sweep") or {}), "status": r.get("status"),
+               "reason": tables.reason_of(r), "is_baseline": r.get("is_baseline"),
+               "equivalent": (r.get("equivalence") or {}).get("matches"),
+               "leaking": (r.get("leak") or {}).get("leaking")}
+        for name, figure in (r.get("metrics") or {}).items():
+            if isinstance(figure, dict):
+                row.update({f"{name}_median": figure.get("median"), f"{name}_p10": figure.get("p10"),
+                            f"{name}_p90": figure.get("p90"), f"{name}_unstable": figure.get("unstable")})
+            elif value_of(figure) is not None or isinstance(figure, (str, bool)):
+                row[name] = figure
+        writer.writerow(row)
+    return out.getvalue()
