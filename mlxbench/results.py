@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import time
 from pathlib import Path
 
 RECORDS = "records.jsonl"
@@ -53,3 +55,29 @@ def read_env(run_dir: str | Path) -> dict:
     """The run's environment (``env.json``), or {} when it has none."""
     path = Path(run_dir) / ENV
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def latest_by_case(records: list[dict]) -> list[dict]:
+    """One record per case_id, the last one written, in the order cases first appeared.
+
+    A case re-run on ``--resume`` appends a new line; its latest line is its result.
+    """
+    return list({r.get("case_id"): r for r in records}.values())
+
+
+def new_run_id() -> str:
+    """A run id that sorts by time and does not collide: ``20261124-191502-ab12``."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def write_env(run_dir: str | Path, env: dict) -> None:
+    """Store the run's environment as ``env.json``."""
+    (Path(run_dir) / ENV).write_text(json.dumps(env, indent=2) + "\n", encoding="utf-8")
+
+
+def write_suite(run_dir: str | Path, suite: dict) -> None:
+    """Store the resolved suite, as run, as ``suite.yaml``."""
+    import yaml
+
+    text = yaml.safe_dump(suite, sort_keys=False, allow_unicode=True)
+    (Path(run_dir) / SUITE).write_text(text, encoding="utf-8")

@@ -1,0 +1,476 @@
+"""Suites: load a YAML suite, validate all of it, expand it into cases.
+
+A case is one variant at one sweep point. Its id is a hash of what it computes
+(suite name, workload, resolved parameters, seed), so the same case has the same
+id in every run and ``--resume`` can tell what is already done.
+
+Every mistake in a suite is found here, before anything runs, and reported as
+one line: ``suites/x.yaml:12: variants."GC only".micro_batch_size: expected a
+positive integer, got 'four'``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import itertools
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlxbench import workloads
+from mlxbench.errors import UserError
+from mlxbench.workloads.base import Param, Workload
+
+# The fields of a suite file, checked like workload parameters.
+FIELDS = {p.name: p for p in (
+    Param("name", str, help="the suite's name; results go to results/<name>/"),
+    Param("description", str, "", help="one line on what the suite answers"),
+    Param("workload", str, help="a workload name (train, generate, …) or 'module:Class'"),
+    Param("baseline", str, None, nullable=True, help="the variant others are compared with (default: the first)"),
+    Param("warmup", int, 1, minimum=0, help="untimed steps per case"),
+    Param("repeat", int, 5, minimum=1, help="timed steps per case"),
+    Param("timeout", float, 600.0, minimum=0, help="seconds per case before it is stopped and recorded as timeout"),
+    Param("seed", int, 0, help="random seed of every case"),
+    Param("memory_limit_mb", int, None, nullable=True, minimum=1,
+          help="a case whose process resident memory passes this is stopped and recorded as oom"),
+    Param("defaults", dict, None, nullable=True, help="workload parameters shared by every variant"),
+    Param("variants", dict, None, nullable=True, help="named parameter overrides, in report order"),
+    Param("sweep", dict, None, nullable=True, help="axes whose cartesian product applies to every variant"),
+    Param("profiles", dict, None, nullable=True, help="named sets of field overrides, picked with --profile"),
+)}
+REQUIRED = ("name", "workload")
+PROFILE_FIELDS = tuple(k for k in FIELDS if k not in ("name", "workload", "profiles"))
+SET_FIELDS = ("warmup", "repeat", "timeout", "seed", "memory_limit_mb")
+NO_PROFILE = "full"  # --profile full: the suite as written
+AUTO_PROFILE = "auto"  # --profile auto: 'quick' on a CPU-only MLX, else the suite as written
+DEFAULT_VARIANT = "default"
+
+KeyPath = tuple  # ("variants", "GC only", "micro_batch_size") or ("sweep", "seq_length", 1)
+
+
+def format_path(path: KeyPath) -> str:
+    """A key path as the user reads it: ``variants."GC only".micro_batch_size``, ``sweep.n[1]``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+            continue
+        part = str(part)
+        if not (part.startswith("--") or re.fullmatch(r"[A-Za-z_][\w-]*", part)):
+            part = json.dumps(part, ensure_ascii=False)
+        text += ("." if text else "") + part
+    return text
+
+
+def did_you_mean(word: Any, choices) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or ''."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class Source:
+    """A suite file and the line of every key path in it, for error messages."""
+
+    def __init__(self, path: str | Path, lines: dict[KeyPath, int] | None = None):
+        self.path = str(path)
+        self.lines = lines or {}
+
+    def line(self, path: KeyPath) -> int | None:
+        """The line of ``path``, or of its nearest parent the file spells out."""
+        for end in range(len(path), 0, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return None
+
+    def error(self, path: KeyPath, message: str) -> UserError:
+        line = self.line(path) if path and not str(path[0]).startswith("--") else None
+        where = self.path + (f":{line}" if line else "")
+        return UserError(f"{where}: {format_path(path)}: {message}" if path else f"{where}: {message}")
+
+
+def _line_map(node: yaml.Node, source: Source, prefix: KeyPath = ()) -> None:
+    """Fill ``source.lines`` from the composed YAML; a key given twice is an error (YAML keeps the last)."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            path = prefix + (key,)
+            if path in source.lines:
+                what = "variant name" if prefix == ("variants",) else "key"
+                source.lines[path] = key_node.start_mark.line + 1
+                raise source.error(path, f"duplicate {what} (first given at line {_first_line(node, key)})")
+            source.lines[path] = key_node.start_mark.line + 1
+            _line_map(value_node, source, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            source.lines[prefix + (index,)] = item.start_mark.line + 1
+            _line_map(item, source, prefix + (index,))
+
+
+def _first_line(node: yaml.MappingNode, key: str) -> int:
+    return next(k.start_mark.line + 1 for k, _ in node.value if str(k.value) == key)
+
+
+def read(path: str | Path) -> tuple[dict, Source]:
+    """The suite file's raw mapping and where each key is; UserError if it is not a YAML mapping."""
+    source = Source(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"{path}: expected a readable suite file, got {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: expected a UTF-8 YAML file, got binary data") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"{where}: expected YAML, got a syntax error: {problem}") from None
+    if not isinstance(raw, dict):
+        got = "an empty file" if raw is None else f"{type(raw).__name__} {raw!r}"[:80]
+        raise UserError(f"{path}: expected a mapping of suite fields (name, workload, variants, …), got {got}")
+    _line_map(node, source)
+    return raw, source
+
+
+def workload_class(spec: str, search_path: tuple[str, ...] = ()) -> type[Workload]:
+    """The workload a suite names: a shipped one (``train``) or ``module:Class`` from the user.
+
+    ``module`` is imported from sys.path, then from the ``search_path`` directories
+    (the suite's own directory). LookupError says why it could not be found.
+    """
+    if ":" not in spec:
+        try:
+            return workloads.get(spec)
+        except KeyError:
+            raise LookupError(f"expected one of {', '.join(workloads.names())} or 'module:Class', "
+                              f"got {spec!r}{did_you_mean(spec, workloads.names())}") from None
+    module_name, _, class_name = spec.partition(":")
+    for directory in search_path:
+        if directory not in sys.path:
+            sys.path.append(directory)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise LookupError(f"expected an importable module, got {spec!r} ({err})") from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Workload)):
+        raise LookupError(f"expected a Workload subclass {class_name!r} in module {module_name!r}, got "
+                          f"{'nothing' if cls is None else type(cls).__name__}")
+    return cls
+
+
+@dataclass(frozen=True)
+class Case:
+    """One variant at one sweep point: everything a worker needs to run it."""
+
+    suite: str
+    workload: str
+    variant: str
+    sweep: dict
+    params: dict
+    seed: int
+    warmup: int
+    repeat: int
+    timeout_s: float
+    is_baseline: bool
+    case_id: str
+    memory_limit_mb: int | None = None
+    workload_path: tuple[str, ...] = ()  # where 'module:Class' workloads are looked up
+
+    @property
+    def label(self) -> str:
+        """'GC only · seq_length=512'."""
+        point = ", ".join(f"{k}={v}" for k, v in self.sweep.items())
+        return f"{self.variant} · {point}" if point else self.variant
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Case":
+        return cls(**{**data, "workload_path": tuple(data.get("workload_path", ()))})
+
+
+def case_id(suite: str, workload: str, params: dict, seed: int) -> str:
+    """The stable id of a case: what it computes, hashed; the same in every run."""
+    canonical = json.dumps({"suite": suite, "workload": workload, "params": params, "seed": seed},
+                           sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+@dataclass
+class Suite:
+    """A validated suite with its profile and --set overrides applied."""
+
+    name: str
+    workload: str
+    workload_cls: type[Workload]
+    baseline: str
+    description: str = ""
+    warmup: int = 1
+    repeat: int = 5
+    timeout: float = 600.0
+    seed: int = 0
+    memory_limit_mb: int | None = None
+    defaults: dict = field(default_factory=dict)
+    variants: dict = field(default_factory=dict)
+    sweep: dict = field(default_factory=dict)
+    profile: str | None = None
+    path: str = ""
+    profiles: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        """The resolved suite as stored with a run (``suite.yaml``)."""
+        keys = ("name", "description", "workload", "baseline", "warmup", "repeat", "timeout", "seed",
+                "memory_limit_mb", "defaults", "variants", "sweep", "profile")
+        return {**{k: getattr(self, k) for k in keys}, "source": self.path}
+
+
+def expand(suite: Suite) -> list[Case]:
+    """Every case of the suite: variants in suite order, each at every sweep point."""
+    axes = list(suite.sweep)
+    points = [dict(zip(axes, values)) for values in itertools.product(*suite.sweep.values())]
+    search_path = (str(Path(suite.path).resolve().parent),) if suite.path else ()
+    cases = []
+    for variant, overrides in suite.variants.items():
+        for point in points:
+            params = {**suite.workload_cls.defaults(), **suite.defaults, **overrides, **point}
+            cases.append(Case(
+                suite=suite.name, workload=suite.workload, variant=variant, sweep=point, params=params,
+                seed=suite.seed, warmup=suite.warmup, repeat=suite.repeat, timeout_s=float(suite.timeout),
+                is_baseline=variant == suite.baseline,
+                case_id=case_id(suite.name, suite.workload, params, suite.seed),
+                memory_limit_mb=suite.memory_limit_mb, workload_path=search_path,
+            ))
+    return cases
+
+
+def _check_fields(values: dict, allowed: tuple[str, ...], prefix: KeyPath, source: Source, what: str) -> None:
+    for key, value in values.items():
+        if key not in allowed:
+            hint = did_you_mean(key, allowed) or f"; expected one of {', '.join(allowed)}"
+            raise source.error(prefix + (key,), f"unknown {what}{hint}")
+        if (problem := FIELDS[key].check(value)) is not None:
+            raise source.error(prefix + (key,), problem)
+        if key == "timeout" and value == 0:
+            raise source.error(prefix + (key,), "expected a number of seconds > 0, got 0")
+        if key in ("name", "workload") and not str(value).strip():
+            raise source.error(prefix + (key,), "expected a non-empty string, got ''")
+        if key == "name" and not re.fullmatch(r"[\w.+-]+", value):
+            raise source.error(prefix + (key,), f"expected a name of letters, digits, '.', '_', '+' or '-' "
+                                                f"(it names the results directory), got {value!r}")
+
+
+def _pick_profile(name: str | None, profiles: dict, source: Source) -> str | None:
+    if name in (None, NO_PROFILE):
+        return None
+    if name == AUTO_PROFILE:
+        import mlx.core as mx
+
+        return "quick" if "quick" in profiles and mx.default_device().type == mx.cpu else None
+    if name not in profiles:
+        choices = ", ".join([*profiles, NO_PROFILE, AUTO_PROFILE])
+        raise UserError(f"{source.path}: --profile: expected one of {choices}, got {name!r}"
+                        f"{did_you_mean(name, [*profiles, NO_PROFILE, AUTO_PROFILE])}")
+    return name
+
+
+def parse_set(item: str, source: Source) -> tuple[str, Any]:
+    """``key=value`` from --set, the value read as YAML (``4``, ``true``, ``{rank: 8}``)."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"{source.path}: --set {item}: expected key=value, got {item!r}")
+    try:
+        return key.strip(), yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UserError(f"{source.path}: --set {key}: expected a YAML value, got {text!r}") from None
+
+
+def load(path: str | Path, profile: str | None = None, sets: list[str] = (), only: list[str] = ()) -> Suite:
+    """Read and validate a suite, apply a profile and ``--set`` overrides; UserError on any mistake."""
+    raw, source = read(path)
+    _check_fields(raw, tuple(FIELDS), (), source, "suite field")
+    for key in REQUIRED:
+        if key not in raw:
+            raise source.error((), f"expected a {key!r} field ({FIELDS[key].help}), got none")
+    profiles = raw.get("profiles") or {}
+    for name, overrides in profiles.items():
+        if not isinstance(overrides, dict):
+            raise source.error(("profiles", name), f"expected a mapping of overrides, got {overrides!r}")
+        _check_fields(overrides, PROFILE_FIELDS, ("profiles", name), source, "field a profile can set")
+
+    chosen = _pick_profile(profile, profiles, source)
+    # Where each value came from, so an error points at the line that set it.
+    fields = {k: v for k, v in raw.items() if k not in ("defaults", "profiles")}
+    origin: dict[str, KeyPath] = {k: (k,) for k in fields}
+    defaults = dict(raw.get("defaults") or {})
+    default_origin = {k: ("defaults", k) for k in defaults}
+    if chosen is not None:
+        for key, value in profiles[chosen].items():
+            if key == "defaults":
+                defaults.update(value or {})
+                default_origin.update({k: ("profiles", chosen, "defaults", k) for k in value or {}})
+            else:
+                fields[key], origin[key] = value, ("profiles", chosen, key)
+
+    try:
+        cls = workload_class(raw["workload"], (str(Path(path).resolve().parent),))
+    except LookupError as err:
+        raise source.error(("workload",), str(err)) from None
+    param_names = [p.name for p in cls.params]
+    for item in sets:
+        key, value = parse_set(item, source)
+        if key in SET_FIELDS:
+            if (problem := FIELDS[key].check(value)) is not None:
+                raise source.error((f"--set {key}",), problem)
+            fields[key], origin[key] = value, (f"--set {key}",)
+        elif key in param_names:
+            defaults[key], default_origin[key] = value, (f"--set {key}",)
+        else:
+            raise source.error((f"--set {key}",), f"expected a suite field ({', '.join(SET_FIELDS)}) or a "
+                                                  f"parameter of workload {cls.name!r}, got {key!r}"
+                                                  f"{did_you_mean(key, [*SET_FIELDS, *param_names])}")
+
+    variants = fields.get("variants")
+    variants = {DEFAULT_VARIANT: {}} if variants is None else variants
+    variants_at = origin.get("variants", ("variants",))
+    if not variants:
+        raise source.error(variants_at, "expected at least one variant, got none")
+    variants = {str(name): overrides for name, overrides in variants.items()}
+    for name, overrides in variants.items():
+        if overrides is not None and not isinstance(overrides, dict):
+            raise source.error(variants_at + (name,), f"expected a mapping of parameters, got {overrides!r}")
+    variants = {name: dict(overrides or {}) for name, overrides in variants.items()}
+    baseline = fields.get("baseline") or next(iter(variants))
+    if baseline not in variants:
+        raise source.error(origin.get("baseline", ("baseline",)),
+                           f"expected the name of a variant ({', '.join(map(repr, variants))}), "
+                           f"got {baseline!r}{did_you_mean(baseline, variants)}")
+    sweep = fields.get("sweep") or {}
+    sweep_at = origin.get("sweep", ("sweep",))
+
+    params = {p.name: p for p in cls.params}
+
+    def check_param(key: str, value: Any, at: KeyPath) -> None:
+        if key not in params:
+            hint = did_you_mean(key, params) or f"; expected one of {', '.join(params)}"
+            raise source.error(at, f"unknown parameter of workload {cls.name!r}{hint}")
+        if (problem := params[key].check(value)) is not None:
+            raise source.error(at, problem)
+
+    for key, value in defaults.items():
+        check_param(key, value, default_origin[key])
+    for name, overrides in variants.items():
+        for key, value in overrides.items():
+            check_param(key, value, variants_at + (name, key))
+            if key in sweep:
+                raise source.error(variants_at + (name, key),
+                                   "is also a sweep axis, which would override this value; "
+                                   "expected it in only one of the two")
+    for axis, values in sweep.items():
+        if not isinstance(values, list) or not values:
+            raise source.error(sweep_at + (axis,), f"expected a non-empty list of values, got {values!r}")
+        for index, value in enumerate(values):
+            check_param(axis, value, sweep_at + (axis, index))
+            if values.index(value) != index:
+                raise source.error(sweep_at + (axis, index), f"expected distinct values, got {value!r} twice")
+
+    for name in only:
+        if name not in variants:
+            raise UserError(f"{source.path}: --only: expected a variant ({', '.join(map(repr, variants))}), "
+                            f"got {name!r}{did_you_mean(name, variants)}")
+    if only:
+        variants = {name: v for name, v in variants.items() if name in only}
+
+    suite = Suite(
+        name=fields["name"], workload=raw["workload"], workload_cls=cls, baseline=baseline,
+        description=fields.get("description") or "", warmup=fields.get("warmup", FIELDS["warmup"].default),
+        repeat=fields.get("repeat", FIELDS["repeat"].default), timeout=fields.get("timeout", FIELDS["timeout"].default),
+        seed=fields.get("seed", FIELDS["seed"].default), memory_limit_mb=fields.get("memory_limit_mb"),
+        defaults=defaults, variants=variants, sweep=sweep, profile=chosen, path=str(path),
+        profiles=tuple(profiles),
+    )
+    _check_cases(suite, source, default_origin, variants_at, sweep_at)
+    return suite
+
+
+def _check_cases(suite: Suite, source: Source, default_origin: dict, variants_at: KeyPath, sweep_at: KeyPath) -> None:
+    """Check every case's full parameter set: required ones given, combinations the workload accepts."""
+    seen: dict[str, Case] = {}
+    checked: dict[str, list] = {}
+    for case in expand(suite):
+        def where(key: str) -> KeyPath:
+            if key in case.sweep:
+                return sweep_at + (key, suite.sweep[key].index(case.sweep[key]))
+            if key in suite.variants[case.variant] or key not in default_origin:
+                return variants_at + (case.variant, key)
+            return default_origin[key]
+
+        for p in suite.workload_cls.params:
+            if p.required and p.name not in case.params:
+                raise source.error(variants_at + (case.variant,),
+                                   f"expected a value for parameter {p.name!r} ({p.help}), got none")
+        if case.case_id not in checked:
+            checked[case.case_id] = suite.workload_cls.check(case.params)
+        for key, message in checked[case.case_id]:
+            raise source.error(where(key), message)
+        if (twin := seen.get(case.case_id)) is not None and twin.variant != case.variant:
+            raise source.error(variants_at + (case.variant,),
+                               f"expected parameters that differ from variant {twin.variant!r}, got the same "
+                               f"{('at ' + case.label.split(' · ')[1]) if case.sweep else ''}".rstrip())
+        seen[case.case_id] = case
+
+
+def suite_files(path: str | Path) -> list[Path]:
+    """The suite files at ``path``: the file itself, or the *.yaml / *.yml in a directory."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+    return [path]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("path", nargs="?", default="suites", help="a suite file or a directory of them (default: suites)")
+    parser.add_argument("--profile", default=None, help="apply this profile of each suite (full: none; auto: "
+                                                        "quick on a CPU-only MLX)")
+
+
+def main(args) -> int:
+    files = suite_files(args.path)
+    if not files:
+        raise UserError(f"{args.path}: expected a suite file or a directory with *.yaml suites, got none")
+    status = 0
+    for index, path in enumerate(files):
+        try:
+            suite = load(path, profile=args.profile)
+        except UserError as err:
+            if len(files) == 1:
+                raise
+            print(f"mlxbench: {err}", file=sys.stderr)
+            status = UserError.exit_status
+            continue
+        print(("\n" if index else "") + describe(suite, expand(suite)))
+    return status
+
+
+def describe(suite: Suite, cases: list[Case]) -> str:
+    """A suite and its cases as text: what ``mlxbench list`` and ``run --dry-run`` print."""
+    profile = f", profile {suite.profile}" if suite.profile else ""
+    extra = f" (profiles: {', '.join(suite.profiles)})" if suite.profiles else ""
+    lines = [f"{suite.name}  [{suite.path}]{extra}",
+             *([f"  {suite.description}"] if suite.description else []),
+             f"  workload {suite.workload}, warmup {suite.warmup}, repeat {suite.repeat}, "
+             f"timeout {suite.timeout:g} s, seed {suite.seed}{profile}: {len(cases)} cases"]
+    for case in cases:
+        mark = "  (baseline)" if case.is_baseline else ""
+        lines.append(f"    {case.case_id}  {case.label}{mark}")
+    return "\n".join(lines)

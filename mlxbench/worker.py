@@ -1,0 +1,155 @@
+"""Run one case and hand back its outcome: the single measurement loop of mlxbench.
+
+The runner starts ``python -m mlxbench.worker CASE.json OUTCOME.json`` in a fresh
+process per case (``--inline`` calls :func:`run_case` in its own process instead).
+The outcome goes to a file, not stdout, which the workload may print to.
+
+The loop: setup, ``warmup`` untimed steps, reset MLX's peak, ``repeat`` timed steps
+(each ``perf_counter`` around a ``step()`` that evaluates all it produced), with the
+memory sampler marking each phase. Timing, repetition and statistics live here
+once; workloads only set up and step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+import threading
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+import mlxbench  # noqa: F401  (loads the optimized BLAS before mlx.core)
+import mlx.core as mx
+
+from mlxbench import profiler, stats
+from mlxbench.suite import Case, workload_class
+
+TIMELINE_POINTS = 2000
+TRACEBACK_LINES = 15
+# Messages by which MLX, C++ and the OS say an allocation failed.
+OOM_PATTERN = re.compile(r"out of memory|bad_alloc|insufficient memory|unable to allocate|"
+                         r"attempting to allocate|cannot allocate memory|MemoryError", re.IGNORECASE)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether an exception says memory ran out (MemoryError, std::bad_alloc, MLX malloc failures)."""
+    return isinstance(exc, MemoryError) or bool(OOM_PATTERN.search(f"{type(exc).__name__}: {exc}"))
+
+
+def error_of(exc: BaseException) -> dict:
+    """The record's ``error``: the exception in one line and the last lines of its traceback."""
+    lines = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).splitlines()
+    message = f"{type(exc).__name__}: {exc}".strip()
+    return {"message": message.splitlines()[0] if message else type(exc).__name__,
+            "traceback": "\n".join(lines[-TRACEBACK_LINES:])}
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def jsonable(value):
+    """``value`` with numpy / MLX scalars turned into plain Python numbers, so it round-trips JSON."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return value
+    if hasattr(value, "item"):  # numpy and MLX scalars
+        return value.item()
+    return str(value)
+
+
+def measure(case: Case, outcome: dict) -> None:
+    """Run the case's loop, filling ``outcome`` as figures become known (so a failure keeps them)."""
+    wl = workload_class(case.workload, case.workload_path)(dict(case.params), case.seed)
+    mx.random.seed(case.seed)
+    samples: dict[str, list[float]] = {"step_time_s": []}
+    active_after_step: list[int] = []
+    sampler = profiler.MemorySampler(interval_s=0.01)
+    try:
+        with sampler:
+            sampler.phase("setup")
+            wl.setup()
+            sampler.phase("warmup")
+            for _ in range(case.warmup):
+                wl.step()
+            mx.reset_peak_memory()
+            sampler.phase(wl.timed_phase)
+            for _ in range(case.repeat):
+                start = time.perf_counter()
+                extra = wl.step()
+                samples["step_time_s"].append(time.perf_counter() - start)
+                for name, value in (extra or {}).items():
+                    if _number(value):
+                        samples.setdefault(name, []).append(float(value))
+                active_after_step.append(mx.get_active_memory())
+            peak = mx.get_peak_memory()
+            active, cache = mx.get_active_memory(), mx.get_cache_memory()
+        timed = {name: stats.summarize(values) for name, values in samples.items() if values}
+        outcome["metrics"] = {
+            **timed,
+            "peak_memory_bytes": peak, "active_memory_bytes": active, "cache_memory_bytes": cache,
+            "peak_rss_bytes": sampler.peak_rss_bytes,
+            **wl.metrics(timed),
+        }
+        outcome["leak"] = profiler.leak_check(active_after_step)
+        outcome["equivalence_values"] = wl.equivalence()
+    finally:
+        sampler.stop()  # a no-op when the with-block already stopped it
+        outcome["memory_timeline"] = sampler.timeline(max_points=TIMELINE_POINTS)
+        wl.teardown()
+
+
+def run_case(case: Case) -> dict:
+    """Run ``case`` in this process: the outcome part of its record, whatever happens.
+
+    Keys: status, error, metrics, memory_timeline, leak, equivalence_values, started_at, duration_s.
+    """
+    outcome = {"status": "ok", "error": None, "metrics": None, "memory_timeline": None, "leak": None,
+               "equivalence_values": None,
+               "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    start = time.perf_counter()
+    try:
+        measure(case, outcome)
+    except Exception as exc:  # a failed case is a result: record it, the sweep goes on
+        outcome["status"] = "oom" if is_out_of_memory(exc) else "error"
+        outcome["error"] = error_of(exc)
+        outcome["metrics"] = None
+    outcome["duration_s"] = time.perf_counter() - start
+    return jsonable(outcome)
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """Stop this worker if the runner dies (even by kill -9): nobody would read its result."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="mlxbench-orphan-watch", daemon=True).start()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m mlxbench.worker CASE.json OUTCOME.json", file=sys.stderr)
+        return 2
+    case_path, outcome_path = map(Path, argv)
+    _exit_when_orphaned(os.getppid())
+    case = Case.from_dict(json.loads(case_path.read_text(encoding="utf-8")))
+    outcome = run_case(case)
+    # Written whole, then renamed: the runner never reads half an outcome.
+    partial = outcome_path.with_suffix(".part")
+    partial.write_text(json.dumps(outcome, allow_nan=True), encoding="utf-8")
+    os.replace(partial, outcome_path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
