@@ -146,7 +146,9 @@ def timeline_svg(timeline: dict) -> str:
     fig, ax = plt.subplots(figsize=(9, 3.5))
     mib = 2**20
     for key, label in (("active", "MLX active"), ("cache", "MLX cache"), ("rss", "process RSS")):
-        ax.plot(timeline["t"], [v / mib for v in timeline[key]], label=label, linewidth=1)
+        # Memory holds its value until the next sample: steps, not slopes.
+        ax.plot(timeline["t"], [v / mib for v in timeline[key]], label=label, linewidth=1,
+                drawstyle="steps-post")
     end = timeline["t"][-1] if timeline["t"] else 0
     phases = sorted(timeline["phases"], key=lambda p: p["start"])
     for i, p in enumerate(phases):

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -54,6 +55,19 @@ def leak_check(
         "threshold_bytes_per_step": float(threshold_bytes_per_step),
         "leaking": bool(leaking),
     }
+
+
+def process_peak_rss_bytes() -> int:
+    """The process's exact RSS high-water mark since it started (the OS's own count).
+
+    In a worker that runs one case, this is the case's peak RSS, including spikes
+    shorter than a sampling interval (Linux batches its per-thread counters, so
+    it can lag a sampled RSS by a few hundred KiB).
+    """
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # macOS counts bytes, Linux KiB
 
 
 _running: list["MemorySampler"] = []  # samplers now sampling, for the module-level phase()

@@ -21,6 +21,7 @@ from mlxbench.profiler import (
     downsample_indices,
     leak_check,
     peak_phase,
+    process_peak_rss_bytes,
 )
 
 MiB = 2**20
@@ -298,3 +299,11 @@ def test_missing_script_is_a_one_line_error_with_exit_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "mlxbench: no_such_script.py: expected a Python script, got no such file"]
+
+
+def test_process_peak_rss_covers_every_sampled_rss():
+    with MemorySampler(interval_s=0.01) as sampler:
+        transient_allocation(16 * MiB)
+    # Linux batches per-thread RSS counters (up to 64 pages each), so the two
+    # counts can differ by a few hundred KiB; a missed 16 MiB spike would not.
+    assert process_peak_rss_bytes() >= sampler.peak_rss_bytes - MiB
