@@ -1,27 +1,84 @@
-"""The report: tables, charts and pages rendered from recorded runs."""
+"""The report: tables, charts and pages rendered from recorded runs, never re-run."""
 
 from __future__ import annotations
 
+import copy
+import csv
+import fcntl
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
 from html.parser import HTMLParser
+from pathlib import Path
 
+import pytest
+
+import sample_runs
+from mlxbench.cli import main as cli_main
 from mlxbench.report import html as report_html
+from mlxbench.report import tables
+from mlxbench.report.source import load_run
 
 
-class _Page(HTMLParser):
-    """The parts of a page the tests look at: tags with their attributes, and the text."""
+class Page(HTMLParser):
+    """What the tests read from a page: tags with attributes, text, and the savings-table cells."""
 
     def __init__(self, text: str):
         super().__init__()
         self.tags: list[tuple[str, dict]] = []
         self.text: list[str] = []
+        self.rows: list[dict] = []  # savings-table rows: variant, status, cells by metric, changes
+        self._row: dict | None = None
+        self._cell: tuple[str, str] | None = None
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if tag == "tr" and "data-variant" in a:
+            self._row = {"variant": a["data-variant"], "status": a["data-status"], "values": {},
+                         "texts": {}, "changes": {}, "classes": {}, "html": ""}
+            self.rows.append(self._row)
+        elif tag == "td" and self._row is not None and "data-metric" in a:
+            self._row["values"][a["data-metric"]] = float(a["data-value"]) if a["data-value"] else None
+            self._row["classes"][a["data-metric"]] = a.get("class", "")
+            self._cell = ("texts", a["data-metric"])
+        elif tag == "td" and self._row is not None and "data-change" in a:
+            self._cell = ("changes", a["data-change"])
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._cell = None
+        elif tag == "tr":
+            self._row = None
 
     def handle_data(self, data):
         if data.strip():
             self.text.append(data.strip())
+        if self._row is not None:
+            self._row["html"] += data
+            if self._cell is not None:
+                kind, key = self._cell
+                self._row[kind][key] = (self._row[kind].get(key, "") + data).strip()
+
+    def row(self, variant: str, index: int = 0) -> dict:
+        return [r for r in self.rows if r["variant"] == variant][index]
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    return sample_runs.write_run(tmp_path / "results" / "training-memory" / "20261124-100000",
+                                 sample_runs.training_records())
+
+
+@pytest.fixture
+def page(run_dir):
+    return Page(report_html.render_run(load_run(run_dir)))
 
 
 def _profile() -> dict:
@@ -35,8 +92,308 @@ def _profile() -> dict:
     }
 
 
+# --- tables: pure functions over records -------------------------------------------------------
+
+def test_one_table_per_sweep_point_with_rows_in_the_suites_variant_order(run_dir):
+    run = load_run(run_dir)
+    table_list = tables.savings_tables(run.records, run.suite)
+    assert [t.sweep for t in table_list] == [{"seq_length": 256}, {"seq_length": 512}]
+    assert [r.variant for r in table_list[0].rows] == list(sample_runs.SUITE["variants"])
+
+
+def test_train_tables_show_memory_time_and_throughput_with_both_savings(run_dir):
+    run = load_run(run_dir)
+    table = tables.savings_tables(run.records, run.suite)[0]
+    assert [c.label for c in table.columns] == ["Peak Memory (MB)", "Step Time (s)", "Tokens/s"]
+    assert [h for h, _ in table.savings] == ["Memory Savings", "Time Savings"]
+
+
+def test_savings_are_against_the_baseline_at_the_same_sweep_point_with_the_documented_signs(run_dir):
+    run = load_run(run_dir)
+    table = tables.savings_tables(run.records, run.suite)[0]
+    gc_m4 = next(r for r in table.rows if r.variant == "GC + M=4")
+    memory, time_change = gc_m4.changes
+    assert memory.text == "-40.0%" and memory.good is True
+    assert time_change.text.startswith("+") and time_change.good is False
+
+
+def test_generic_workload_tables_show_peak_memory_step_time_and_its_scalars():
+    record = copy.deepcopy(sample_runs.training_records()[0])
+    record["workload"] = "matmul"
+    record["metrics"]["gflops"] = 120.5
+    columns = tables.columns_for([record], "matmul")
+    assert [c.metric for c in columns][:2] == ["peak_memory_bytes", "step_time_s"]
+    assert "gflops" in [c.metric for c in columns]
+    assert "active_memory_bytes" not in [c.metric for c in columns]
+
+
+def test_a_variant_without_a_record_is_shown_as_not_run():
+    records = [r for r in sample_runs.training_records() if r["variant"] != "GC only"]
+    table = tables.savings_tables(records, sample_runs.SUITE)[0]
+    assert next(r for r in table.rows if r.variant == "GC only").status == "not run"
+
+
+def test_pareto_front_keeps_only_configurations_no_other_beats_in_both():
+    # (time, memory): the third is slower AND bigger than the first
+    assert tables.pareto_front([(1.0, 1000), (1.25, 600), (1.3, 1100)]) == [True, True, False]
+
+
+def test_pareto_front_respects_higher_is_better():
+    assert tables.pareto_front([(50.0, 1000), (40.0, 1200)], x_better="higher") == [True, False]
+
+
+# --- the HTML page -----------------------------------------------------------------------------
+
+def test_html_table_figures_match_the_records(run_dir, page):
+    by_case = {(r["variant"], r["sweep"]["seq_length"]): r for r in sample_runs.training_records()}
+    rows_256 = [r for r in page.rows][:4]
+    for row in rows_256:
+        record = by_case[(row["variant"], 256)]
+        assert row["values"]["peak_memory_bytes"] == pytest.approx(record["metrics"]["peak_memory_bytes"] / 1e6)
+        assert row["values"]["step_time_s"] == pytest.approx(record["metrics"]["step_time_s"]["median"])
+        assert row["values"]["tokens_per_s"] == pytest.approx(record["metrics"]["tokens_per_s"])
+
+
+def test_html_shows_the_savings_as_in_the_records(page):
+    assert page.row("GC + M=4")["changes"]["Memory Savings"] == "-40.0%"
+    assert page.row("micro-batch M=2")["changes"]["Memory Savings"] == "-30.0%"
+    assert page.row("baseline")["changes"]["Time Savings"] == "—"
+
+
+def test_a_failed_case_keeps_its_row_with_status_and_reason(page):
+    failed = page.row("GC + M=4", 1)
+    assert failed["status"] == "oom"
+    assert "Insufficient Memory" in failed["html"]
+
+
+def test_a_failed_case_is_listed_with_its_traceback(page):
+    text = " ".join(page.text)
+    assert "Failed cases" in text and "RuntimeError: [METAL] Command buffer execution failed" in text
+
+
+def test_a_wide_timing_is_flagged(page):
+    assert "⚠ wide" in page.row("micro-batch M=2", 1)["texts"]["step_time_s"]
+    assert "⚠ wide" not in page.row("micro-batch M=2", 0)["texts"]["step_time_s"]
+
+
+def test_an_equivalence_failure_is_flagged_with_the_figure_that_differs(page):
+    assert "≠ not equivalent: loss" in page.row("GC only", 0)["html"]
+    assert "not equivalent" not in page.row("GC only", 1)["html"]
+
+
+def test_a_leak_is_flagged(page):
+    assert "leak" in page.row("GC only", 1)["html"]
+
+
+def test_the_best_figure_of_each_column_is_marked(page):
+    assert "best" in page.row("GC + M=4", 0)["classes"]["peak_memory_bytes"]
+    assert "best" in page.row("baseline", 0)["classes"]["step_time_s"]
+    assert "★" in page.row("baseline", 0)["texts"]["step_time_s"]
+    assert "best" not in page.row("baseline", 0)["classes"]["peak_memory_bytes"]
+
+
+def test_timings_show_their_p10_to_p90_spread(page, run_dir):
+    summary = sample_runs.training_records()[0]["metrics"]["step_time_s"]
+    assert f"{summary['p10']:.3g}" in page.row("baseline")["texts"]["step_time_s"]
+
+
+def test_the_page_has_every_chart_inline(page):
+    svgs = [a for t, a in page.tags if t == "svg"]
+    # bars per sweep point (2), step time and memory against seq_length (2), Pareto (1), timelines (2)
+    assert len(svgs) == 7
+
+
+def test_the_page_shows_the_environment_and_the_reproduce_command(page):
+    text = " ".join(page.text)
+    assert "Apple M3 Pro" in text and "Metal (gpu)" in text and "0123456789abcdef" in text
+    assert "mlxbench run suites/training-memory.yaml" in text
+
+
+def test_the_reproduce_command_uses_the_recorded_source_and_profile(run_dir):
+    run = load_run(run_dir)
+    run.suite.update(source="suites/smoke.yaml", profile="quick")
+    assert report_html.reproduce_command(run) == "mlxbench run suites/smoke.yaml --profile quick"
+
+
+def test_the_page_fetches_nothing(run_dir, page):
+    html = report_html.render_run(load_run(run_dir))
+    assert not [a for t, a in page.tags if t in ("script", "link", "img", "iframe")]
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html)
+    assert not re.search(r"url\(\s*['\"]?\s*(https?:)?//", html)
+    assert "@import" not in html
+
+
+def test_a_comparison_section_is_added_with_compare(run_dir, tmp_path):
+    slower = copy.deepcopy(sample_runs.training_records())
+    slower[0]["metrics"]["peak_memory_bytes"] *= 2
+    other = sample_runs.write_run(tmp_path / "new", slower)
+    assert cli_main(["report", str(run_dir), "--compare", str(other), "--out", str(tmp_path / "r.html")]) == 0
+    page = Page((tmp_path / "r.html").read_text())
+    assert ("section", {"class": "card", "id": "comparison"}) in page.tags
+    assert "regression" in page.text
+
+
 def test_profile_page_has_an_inline_svg_timeline_and_a_row_per_phase():
-    page = _Page(report_html.render_profile(_profile()))
-    assert ("svg", ) == tuple(t for t, _ in page.tags if t == "svg")
+    page = Page(report_html.render_profile(_profile()))
+    assert sum(t == "svg" for t, _ in page.tags) == 1
     assert "setup" in page.text and "step" in page.text
-    assert "50.0" in " ".join(page.text)  # the peak, in MB
+    assert "peak MLX memory 50.0 MB" in page.text
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+def test_report_writes_reports_suite_run_html_by_default_and_prints_the_path(run_dir, tmp_path, monkeypatch,
+                                                                             capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["report", str(run_dir)]) == 0
+    out = Path("reports/training-memory-20261124-100000.html")
+    assert capsys.readouterr().out.strip() == str(out) and out.exists()
+
+
+def test_markdown_format_is_a_table_per_sweep_point_with_failed_rows(run_dir, capsys):
+    assert cli_main(["report", str(run_dir), "--format", "md"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("| Configuration | Peak Memory (MB) | Step Time (s) | Tokens/s | Memory Savings |") == 2
+    assert "| GC + M=4 | **oom**: [METAL] Command buffer execution failed: Insufficient Memory |" in out
+    assert "| -40.0% |" in out
+
+
+def test_csv_format_has_a_row_per_case_with_raw_figures(run_dir, capsys):
+    assert cli_main(["report", str(run_dir), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 8
+    assert rows[0]["peak_memory_bytes"] == "1000000000" and rows[0]["seq_length"] == "256"
+    assert {r["status"] for r in rows} == {"ok", "oom"}
+
+
+def test_a_directory_without_records_exits_2(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "mlxbench", "report", str(tmp_path)], capture_output=True, text=True)
+    assert run.returncode == 2 and "expected at least one record" in run.stderr
+
+
+def test_a_pytest_benchmark_json_file_is_reported(tmp_path, monkeypatch):
+    pytest_json = pytest.importorskip("mlxbench.report.pytest_json")
+    data = {"machine_info": {}, "commit_info": {}, "datetime": "2026-11-24T10:00:00", "version": "4.0.0",
+            "benchmarks": [{"name": "test_matmul", "fullname": "tests/benchmarks/test_matmul.py::test_matmul",
+                            "group": None, "params": None, "param": None, "extra_info": {},
+                            "options": {}, "stats": {"min": 0.1, "max": 0.12, "mean": 0.11, "stddev": 0.01,
+                                                     "rounds": 5, "median": 0.11, "total": 0.55,
+                                                     "data": [0.1, 0.11, 0.11, 0.12, 0.105]}}]}
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(data))
+    try:
+        pytest_json.to_run(path)
+    except Exception as err:  # the converter's own format checks are its tests' business
+        pytest.skip(f"sample not accepted by pytest_json: {err}")
+    assert cli_main(["report", str(path), "--out", str(tmp_path / "b.html")]) == 0
+    assert "test_matmul" in (tmp_path / "b.html").read_text()
+
+
+# --- in a real browser -----------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def _high_fd(fd: int) -> int:
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return high
+
+
+def browse(url: str, profile_dir: Path, timeout_s: float = 30.0) -> tuple[list[str], list[str]]:
+    """Load ``url`` in headless Chromium over the DevTools pipe: (console errors, URLs requested)."""
+    # Pipe ends above fd 4, so moving them onto 3 and 4 in the child never overwrites one another.
+    to_chrome_r, to_chrome_w, from_chrome_r, from_chrome_w = (_high_fd(fd) for fd in (*os.pipe(), *os.pipe()))
+
+    def fds():  # Chromium's --remote-debugging-pipe reads commands on fd 3, writes replies on fd 4
+        os.dup2(to_chrome_r, 3)
+        os.dup2(from_chrome_w, 4)
+
+    proc = subprocess.Popen(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+         f"--user-data-dir={profile_dir}", "about:blank"],
+        preexec_fn=fds, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    os.close(to_chrome_r)
+    os.close(from_chrome_w)
+    buffer = b""
+    next_id = 0
+
+    def send(method, params=None, session=None):
+        nonlocal next_id
+        next_id += 1
+        message = {"id": next_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(to_chrome_w, json.dumps(message).encode() + b"\0")
+        return next_id
+
+    def messages(deadline):
+        nonlocal buffer
+        while time.monotonic() < deadline:
+            while b"\0" in buffer:
+                raw, buffer = buffer.split(b"\0", 1)
+                yield json.loads(raw)
+            chunk = os.read(from_chrome_r, 65536)
+            if not chunk:
+                return
+            buffer += chunk
+
+    deadline = time.monotonic() + timeout_s
+    errors, requests = [], []
+    try:
+        wanted = send("Target.createTarget", {"url": "about:blank"})
+        stream = messages(deadline)
+        target = next(m for m in stream if m.get("id") == wanted)["result"]["targetId"]
+        wanted = send("Target.attachToTarget", {"targetId": target, "flatten": True})
+        session = next(m for m in stream if m.get("id") == wanted)["result"]["sessionId"]
+        for method in ("Network.enable", "Runtime.enable", "Log.enable", "Page.enable"):
+            send(method, session=session)
+        send("Page.navigate", {"url": url}, session=session)
+        for m in stream:
+            method, params = m.get("method"), m.get("params", {})
+            if method == "Network.requestWillBeSent":
+                requests.append(params["request"]["url"])
+            elif method == "Runtime.exceptionThrown":
+                errors.append(params["exceptionDetails"].get("text", "exception"))
+            elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+                errors.append(str(params.get("args")))
+            elif method == "Log.entryAdded":
+                # A request that fails before it is sent (no such host) shows up only here.
+                if params["entry"].get("source") == "network" and params["entry"].get("url"):
+                    requests.append(params["entry"]["url"])
+                if params["entry"].get("level") == "error":
+                    errors.append(params["entry"].get("text", ""))
+            elif method == "Page.loadEventFired":
+                break
+        # Give late requests (fonts, images named in CSS) a moment to show up.
+        send("Runtime.evaluate", {"expression": "document.fonts.ready.then(() => 1)", "awaitPromise": True},
+             session=session)
+        settle = time.monotonic() + 1.0
+        for m in messages(settle):
+            if m.get("method") == "Network.requestWillBeSent":
+                requests.append(m["params"]["request"]["url"])
+            if m.get("id") == next_id:
+                break
+    finally:
+        try:
+            send("Browser.close")
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        os.close(to_chrome_w)
+        os.close(from_chrome_r)
+    return errors, requests
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; CI has it)")
+def test_the_report_renders_in_headless_chromium_without_errors_or_network_requests(run_dir, tmp_path):
+    out = tmp_path / "report.html"
+    out.write_text(report_html.render_run(load_run(run_dir)))
+    errors, requests = browse(out.as_uri(), tmp_path / "chromium-profile")
+    assert errors == []
+    assert requests == [out.as_uri()]
