@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,7 +35,6 @@ POLL_S = 0.1  # how often a running case's clock and memory are checked
 LOG_LINES = 15  # lines of a crashed worker's output kept as its traceback
 LOW_MEMORY_FRACTION = 0.05  # free memory below this when a case is killed: evidence of OOM
 LOGS = "logs"  # each case's worker output: logs/<case id>.log
-WORK = "work"  # case files and outcomes passed to and from workers
 
 
 def add_arguments(parser) -> None:
@@ -185,13 +185,16 @@ def _child_environment(case: Case) -> dict:
 
 def run_isolated(case: Case, run_dir: Path, tick=lambda: None) -> dict:
     """Run ``case`` in a fresh worker process and return its outcome, built here if the worker died."""
-    work, logs = run_dir / WORK, run_dir / LOGS
-    work.mkdir(exist_ok=True)
+    logs = run_dir / LOGS
     logs.mkdir(exist_ok=True)
-    case_path, outcome_path = work / f"{case.case_id}.case.json", work / f"{case.case_id}.outcome.json"
     log_path = logs / f"{case.case_id}.log"
+    with tempfile.TemporaryDirectory(prefix="mlxbench-case-") as work:
+        return _run_worker(case, Path(work), log_path, tick)
+
+
+def _run_worker(case: Case, work: Path, log_path: Path, tick) -> dict:
+    case_path, outcome_path = work / "case.json", work / "outcome.json"
     case_path.write_text(json.dumps(case.to_dict()), encoding="utf-8")
-    outcome_path.unlink(missing_ok=True)
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     oom_kills_before = oom_kill_count()
     start = time.monotonic()

@@ -334,7 +334,12 @@ def load(path: str | Path, profile: str | None = None, sets: list[str] = (), onl
                 raise source.error((f"--set {key}",), problem)
             fields[key], origin[key] = value, (f"--set {key}",)
         elif key in param_names:
-            defaults[key], default_origin[key] = value, (f"--set {key}",)
+            if (problem := cls.params[param_names.index(key)].check(value)) is not None:
+                raise source.error((f"--set {key}",), problem)
+            if key in (fields.get("sweep") or {}):  # one value for the whole axis
+                fields["sweep"] = {**fields["sweep"], key: [value]}
+            else:
+                defaults[key], default_origin[key] = value, (f"--set {key}",)
         else:
             raise source.error((f"--set {key}",), f"expected a suite field ({', '.join(SET_FIELDS)}) or a "
                                                   f"parameter of workload {cls.name!r}, got {key!r}"
