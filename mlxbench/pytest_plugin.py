@@ -248,6 +248,7 @@ def pytest_sessionfinish(session, exitstatus):
     if baseline is None or benchmark_session is None:
         return
     current = {b.fullname: b.extra_info for b in benchmark_session.benchmarks if not b.has_error}
+    config._mlxbench_compared = sum(name in baseline for name in current)
     config._mlxbench_regressions = memory_regressions(
         current, baseline, config.getoption("mlx_memory_threshold"))
     if config._mlxbench_regressions and session.exitstatus == pytest.ExitCode.OK:
@@ -265,7 +266,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(f"{len(regressions)} memory figure(s) exceed the baseline:", red=True)
         for message in regressions:
             terminalreporter.write_line(f"  {message}", red=True)
+    elif not getattr(config, "_mlxbench_compared", 0):
+        terminalreporter.section(title, yellow=True)
+        terminalreporter.write_line("no benchmark of this run is in the baseline: nothing compared", yellow=True)
     else:
         terminalreporter.section(title, green=True)
         threshold = config.getoption("mlx_memory_threshold")
-        terminalreporter.write_line(f"no memory figure exceeds the baseline by more than {threshold:g}%")
+        terminalreporter.write_line(f"{config._mlxbench_compared} benchmark(s) compared: no memory figure "
+                                    f"exceeds the baseline by more than {threshold:g}%")
