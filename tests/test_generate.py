@@ -2,6 +2,9 @@
 rejected combination, and what quantization saves and costs."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import mlx.core as mx
 import pytest
@@ -11,6 +14,7 @@ from mlxbench.stats import summarize
 from mlxbench.workloads import get
 from mlxbench.workloads.generate import Generate, generate, make_prompts
 
+ROOT = Path(__file__).resolve().parent.parent
 SHORT = {"model": "tiny", "prompt_tokens": 12, "generation_tokens": 6}
 
 
@@ -220,3 +224,47 @@ def test_quantizing_an_already_quantized_model_is_rejected(tmp_path, tiny):
 
 def test_a_model_that_is_neither_preset_nor_directory_is_rejected():
     assert "no config.json there" in errors(model="no-such-model")["model"]
+
+
+# Through the command line
+
+
+def mlxbench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mlxbench", *args], capture_output=True, text=True)
+
+
+def test_a_generate_suite_runs_end_to_end_into_records(tmp_path):
+    from mlxbench.results import read_records
+
+    suite = tmp_path / "gen.yaml"
+    suite.write_text(
+        "name: gen\nworkload: generate\nwarmup: 1\nrepeat: 2\n"
+        "defaults: {model: tiny, prompt_tokens: 12, generation_tokens: 6, group_size: 32}\n"
+        "variants:\n  float32: {}\n  4-bit: {quantization: 4}\n")
+    out = mlxbench("run", str(suite), "--out", str(tmp_path / "results"), "--no-calibrate")
+    assert out.returncode == 0, out.stderr
+    [run_dir] = (tmp_path / "results" / "gen").iterdir()
+    records = {r["variant"]: r for r in read_records(run_dir)}
+    assert {r["status"] for r in records.values()} == {"ok"}
+    for record in records.values():
+        assert len(record["metrics"]["decode_s"]["samples"]) == 2
+        assert record["metrics"]["decode_tokens_per_s"] > 0
+    assert records["4-bit"]["metrics"]["kl_divergence"] > 0
+    assert records["4-bit"]["metrics"]["model_size_bytes"] < records["float32"]["metrics"]["model_size_bytes"]
+
+
+def test_a_suite_with_a_rejected_combination_fails_in_one_line_naming_the_key(tmp_path):
+    suite = tmp_path / "bad.yaml"
+    suite.write_text("name: bad\nworkload: generate\ndefaults: {model: tiny}\n"
+                     "variants:\n  q: {quantization: 4, group_size: 128}\n")
+    out = mlxbench("run", str(suite), "--dry-run", "--out", str(tmp_path / "results"))
+    assert out.returncode == 2
+    [line] = out.stderr.strip().splitlines()
+    assert "group_size" in line and "expected a divisor" in line and "got 128" in line
+
+
+@pytest.mark.parametrize("suite", ["suites/generation.yaml", "suites/quantization.yaml"])
+@pytest.mark.parametrize("profile", ["full", "quick"])
+def test_shipped_suite_is_valid(suite, profile):
+    out = mlxbench("run", str(ROOT / suite), "--profile", profile, "--dry-run")
+    assert out.returncode == 0, out.stderr
