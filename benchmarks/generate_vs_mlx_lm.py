@@ -14,8 +14,9 @@ Both sides count as mlx-lm counts: prefill tokens/s is prompt tokens over the ti
 first generated token, decode tokens/s is generated tokens over the time from the first to
 the last. The figure of each side is the median over all its trials.
 
-Exit status 1 when the two disagree by more than --tolerance (5%), or when mlxbench is
-slower than mlx-lm by more than the noise (the wider half-spread, p10–p90, of the two).
+Exit status 1 when the two disagree by more than --tolerance (5%), when mlxbench is slower
+than mlx-lm by more than the noise (the wider half-spread, p10–p90, of the two), or when
+that noise is itself wider than the tolerance, so agreement cannot be shown.
 """
 
 from __future__ import annotations
@@ -108,7 +109,10 @@ def compare(args) -> int:
         ratio = ours / theirs
         noise = max(half_spread(rates[side, phase]) for side in SIDES)
         verdict = "ok"
-        if abs(ratio - 1) > args.tolerance:
+        if noise > args.tolerance:
+            # A busy machine: a 5% difference cannot be told from chance; nothing is shown either way.
+            verdict = f"TOO NOISY to judge (noise ±{noise:.1%} > {args.tolerance:.0%}): rerun on a quiet machine"
+        elif abs(ratio - 1) > args.tolerance:
             verdict = f"DISAGREE by more than {args.tolerance:.0%}"
         elif ratio < 1 - noise:
             verdict = f"SLOWER than mlx-lm beyond the noise (±{noise:.1%})"
