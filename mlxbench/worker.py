@@ -13,7 +13,6 @@ once; workloads only set up and step.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
@@ -66,7 +65,7 @@ def jsonable(value):
     return str(value)
 
 
-def measure(case: Case, outcome: dict) -> None:
+def measure(case: Case, outcome: dict, isolated: bool) -> None:
     """Run the case's loop, filling ``outcome`` as figures become known (so a failure keeps them)."""
     wl = workload_class(case.workload, case.workload_path)(dict(case.params), case.seed)
     mx.random.seed(case.seed)
@@ -96,7 +95,7 @@ def measure(case: Case, outcome: dict) -> None:
         outcome["metrics"] = {
             **timed,
             "peak_memory_bytes": peak, "active_memory_bytes": active, "cache_memory_bytes": cache,
-            "peak_rss_bytes": sampler.peak_rss_bytes,
+            "peak_rss_bytes": _peak_rss(sampler, isolated),
             **wl.metrics(timed),
         }
         outcome["leak"] = profiler.leak_check(active_after_step)
@@ -107,9 +106,18 @@ def measure(case: Case, outcome: dict) -> None:
         wl.teardown()
 
 
-def run_case(case: Case) -> dict:
+def _peak_rss(sampler: profiler.MemorySampler, isolated: bool) -> int:
+    # A worker's whole life is its case, so the OS's high-water mark is the case's own and
+    # catches spikes between samples; in-process (--inline) it would include earlier cases.
+    if isolated:
+        return max(sampler.peak_rss_bytes, profiler.process_peak_rss_bytes())
+    return sampler.peak_rss_bytes
+
+
+def run_case(case: Case, isolated: bool = False) -> dict:
     """Run ``case`` in this process: the outcome part of its record, whatever happens.
 
+    ``isolated``: this process runs nothing else (a worker), so its own peak RSS is the case's.
     Keys: status, error, metrics, memory_timeline, leak, equivalence_values, started_at, duration_s.
     """
     outcome = {"status": "ok", "error": None, "metrics": None, "memory_timeline": None, "leak": None,
@@ -117,7 +125,7 @@ def run_case(case: Case) -> dict:
                "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     start = time.perf_counter()
     try:
-        measure(case, outcome)
+        measure(case, outcome, isolated)
     except Exception as exc:  # a failed case is a result: record it, the sweep goes on
         outcome["status"] = "oom" if is_out_of_memory(exc) else "error"
         outcome["error"] = error_of(exc)
@@ -143,7 +151,7 @@ def main(argv: list[str]) -> int:
     case_path, outcome_path = map(Path, argv)
     _exit_when_orphaned(os.getppid())
     case = Case.from_dict(json.loads(case_path.read_text(encoding="utf-8")))
-    outcome = run_case(case)
+    outcome = run_case(case, isolated=True)
     # Written whole, then renamed: the runner never reads half an outcome.
     partial = outcome_path.with_suffix(".part")
     partial.write_text(json.dumps(outcome, allow_nan=True), encoding="utf-8")
