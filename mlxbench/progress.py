@@ -85,9 +85,10 @@ class Progress:
             self.stream.flush()
 
     def finish(self, record: dict, names: tuple[str, ...]) -> None:
-        self.durations.append(time.monotonic() - self.case_started)
+        wall_s = time.monotonic() - self.case_started  # with the worker's start-up, as the ETA needs
+        self.durations.append(wall_s)
         self.done += 1
-        line = (f"[{self.done}/{self.total}] {self.label}: {record['status']} in {record['duration_s']:.1f} s"
+        line = (f"[{self.done}/{self.total}] {self.label}: {record['status']} in {wall_s:.1f} s"
                 f" · {headline(record, names)}")
         self.stream.write(f"\r{line}\033[K\n" if self.tty else line + "\n")
         self.stream.flush()

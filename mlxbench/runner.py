@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -112,7 +113,8 @@ def run_suite(suite: Suite, cases: list[Case], run_dir: Path, env_id: str, inlin
     todo = [c for c in run_order(cases) if latest.get(c.case_id, {}).get("status") != "ok"]
     if len(todo) < len(cases):
         print(f"{len(cases) - len(todo)} of {len(cases)} cases already ok in {run_dir}; running {len(todo)}")
-    baseline_at = {_point_key(c.sweep): c.case_id for c in cases if c.is_baseline}
+    # The baseline of each sweep point, even when --only leaves it out (an earlier run may have it).
+    baseline_at = {_point_key(c.sweep): c.case_id for c in expand(replace(suite, only=())) if c.is_baseline}
     run_id = run_dir.name
     progress = Progress(len(todo))
     for case in todo:

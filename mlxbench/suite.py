@@ -18,7 +18,7 @@ import itertools
 import json
 import re
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -227,21 +227,25 @@ class Suite:
     profile: str | None = None
     path: str = ""
     profiles: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()  # --only: run just these variants (the rest stay in the suite)
 
     def to_dict(self) -> dict:
         """The resolved suite as stored with a run (``suite.yaml``)."""
         keys = ("name", "description", "workload", "baseline", "warmup", "repeat", "timeout", "seed",
                 "memory_limit_mb", "defaults", "variants", "sweep", "profile")
-        return {**{k: getattr(self, k) for k in keys}, "source": self.path}
+        return {**{k: getattr(self, k) for k in keys}, "only": list(self.only) or None, "source": self.path}
 
 
 def expand(suite: Suite) -> list[Case]:
-    """Every case of the suite: variants in suite order, each at every sweep point."""
+    """Every case of the suite (of the ``only`` variants, if given): variants in suite order,
+    each at every sweep point."""
     axes = list(suite.sweep)
     points = [dict(zip(axes, values)) for values in itertools.product(*suite.sweep.values())]
     search_path = (str(Path(suite.path).resolve().parent),) if suite.path else ()
     cases = []
     for variant, overrides in suite.variants.items():
+        if suite.only and variant not in suite.only:
+            continue
         for point in points:
             params = {**suite.workload_cls.defaults(), **suite.defaults, **overrides, **point}
             cases.append(Case(
@@ -393,8 +397,6 @@ def load(path: str | Path, profile: str | None = None, sets: list[str] = (), onl
         if name not in variants:
             raise UserError(f"{source.path}: --only: expected a variant ({', '.join(map(repr, variants))}), "
                             f"got {name!r}{did_you_mean(name, variants)}")
-    if only:
-        variants = {name: v for name, v in variants.items() if name in only}
 
     suite = Suite(
         name=fields["name"], workload=raw["workload"], workload_cls=cls, baseline=baseline,
@@ -402,7 +404,7 @@ def load(path: str | Path, profile: str | None = None, sets: list[str] = (), onl
         repeat=fields.get("repeat", FIELDS["repeat"].default), timeout=fields.get("timeout", FIELDS["timeout"].default),
         seed=fields.get("seed", FIELDS["seed"].default), memory_limit_mb=fields.get("memory_limit_mb"),
         defaults=defaults, variants=variants, sweep=sweep, profile=chosen, path=str(path),
-        profiles=tuple(profiles),
+        profiles=tuple(profiles), only=tuple(only),
     )
     _check_cases(suite, source, default_origin, variants_at, sweep_at)
     return suite
@@ -412,7 +414,7 @@ def _check_cases(suite: Suite, source: Source, default_origin: dict, variants_at
     """Check every case's full parameter set: required ones given, combinations the workload accepts."""
     seen: dict[str, Case] = {}
     checked: dict[str, list] = {}
-    for case in expand(suite):
+    for case in expand(replace(suite, only=())):
         def where(key: str) -> KeyPath:
             if key in case.sweep:
                 return sweep_at + (key, suite.sweep[key].index(case.sweep[key]))

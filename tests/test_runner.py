@@ -198,6 +198,17 @@ def test_resume_reruns_only_failed_cases_and_readers_take_the_latest_line(faults
     assert len(results.latest_by_case(records)) == 7
 
 
+def test_resume_of_a_missing_run_dir_is_bad_input(tmp_path):
+    done = mlxbench("run", "tests/fixtures/grid.yaml", "--resume", str(tmp_path / "nope"), check_status=2)
+    assert done.stderr == f"mlxbench: {tmp_path / 'nope'}: --resume: expected a run directory, got nothing there\n"
+
+
+def test_resume_of_another_suites_run_is_bad_input(faults):
+    _, run_dir = faults
+    done = mlxbench("run", "tests/fixtures/grid.yaml", "--resume", str(run_dir), check_status=2)
+    assert "expected a run of suite 'grid', got one of 'faults'" in done.stderr
+
+
 def test_inline_mode_runs_in_the_runner_and_says_so(tmp_path):
     mlxbench("run", "tests/fixtures/grid.yaml", "--inline", "--only", "fp32", "--set", "n=16",
              "--out", str(tmp_path), "--no-calibrate", check_status=0)

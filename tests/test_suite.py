@@ -66,6 +66,13 @@ def test_profile_full_runs_the_suite_as_written():
     assert suites.load(GRID, profile="full").repeat == suites.load(GRID).repeat == 3
 
 
+def test_profile_auto_picks_quick_exactly_when_mlx_runs_on_the_cpu():
+    import mlx.core as mx
+
+    on_cpu = mx.default_device().type == mx.cpu
+    assert suites.load(GRID, profile="auto").profile == ("quick" if on_cpu else None)
+
+
 def test_unknown_profile_names_the_choices():
     with pytest.raises(UserError, match=r"--profile: expected one of quick, full, auto, got 'quik' "
                                         r"\(did you mean 'quick'\?\)"):
