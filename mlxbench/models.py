@@ -147,27 +147,33 @@ def _input_widths(config: dict) -> dict[str, int]:
             "intermediate_size": config["intermediate_size"]}
 
 
-def check_quantization(model: str, bits: int, group_size: int) -> str | None:
-    """None if ``model`` can be quantized to ``bits`` with ``group_size``, else what is wrong.
+def quantization_problem(model: str, bits: int, group_size: int) -> tuple[str, str] | None:
+    """None if ``model`` can be quantized to ``bits`` with ``group_size``, else (field, what is wrong).
 
-    Every quantized layer's input width must be a multiple of the group size: mlx-lm
-    silently leaves such layers in full precision, which would misreport the model's size.
+    field is "bits", "group_size" or "model". Every quantized layer's input width must be a
+    multiple of the group size: mlx-lm silently leaves such layers in full precision, which
+    would misreport the model's size.
     """
     if bits not in QUANT_BITS:
-        return f"bits: expected one of {', '.join(map(str, QUANT_BITS))}, got {bits!r}"
+        return "bits", f"expected one of {', '.join(map(str, QUANT_BITS))}, got {bits!r}"
     if group_size not in QUANT_GROUP_SIZES:
-        return (f"group_size: expected one of {', '.join(map(str, QUANT_GROUP_SIZES))}, "
-                f"got {group_size!r}")
+        return "group_size", f"expected one of {', '.join(map(str, QUANT_GROUP_SIZES))}, got {group_size!r}"
     if check_model(model) is not None:
         return None  # the model key reports its own problem
     config = config_of(model)
     if "quantization" in config:
-        return f"expected a model in full precision, got {model!r} (already quantized)"
+        return "model", f"expected a model in full precision, got {model!r} (already quantized)"
     for what, width in _input_widths(config).items():
         if width % group_size:
-            return (f"group_size: expected a divisor of every layer's input width "
-                    f"({what} of {model} is {width}), got {group_size}")
+            return "group_size", (f"expected a divisor of every layer's input width "
+                                  f"({what} of {model} is {width}), got {group_size}")
     return None
+
+
+def check_quantization(model: str, bits: int, group_size: int) -> str | None:
+    """None if ``model`` can be quantized to ``bits`` with ``group_size``, else '<field>: what is wrong'."""
+    problem = quantization_problem(model, bits, group_size)
+    return None if problem is None else (problem[1] if problem[0] == "model" else ": ".join(problem))
 
 
 def quantize(net: nn.Module, bits: int, group_size: int) -> nn.Module:

@@ -225,3 +225,36 @@ def test_gradient_checkpointing_and_micro_batches_lower_peak_memory():
     for run in runs.values():
         assert run["loss"] == pytest.approx(runs["baseline"]["loss"], rel=run["rtol"])
         assert run["grad_norm"] == pytest.approx(runs["baseline"]["grad_norm"], rel=run["rtol"])
+
+
+SUITE = """
+name: tiny-training
+workload: train
+baseline: baseline
+warmup: 1
+repeat: 2
+timeout: 120
+defaults: {model: tiny, batch_size: 4, seq_length: 32}
+variants:
+  baseline: {}
+  "micro-batch M=2": {micro_batch_size: 2}
+  "GC only": {gradient_checkpointing: true}
+  LoRA: {lora: {rank: 2}}
+"""
+
+
+def test_a_suite_runs_through_the_cli_into_records_with_equivalence(tmp_path):
+    from mlxbench import results
+
+    (tmp_path / "tiny.yaml").write_text(SUITE)
+    subprocess.run([sys.executable, "-m", "mlxbench", "run", str(tmp_path / "tiny.yaml"),
+                    "--out", str(tmp_path / "results"), "--no-calibrate"],
+                   capture_output=True, text=True, check=True)
+    run_dir = next((tmp_path / "results" / "tiny-training").iterdir())
+    records = {r["variant"]: r for r in results.read_records(run_dir)}
+    assert {r["status"] for r in records.values()} == {"ok"}
+    assert records["baseline"]["metrics"]["tokens_per_s"] > 0
+    assert records["baseline"]["metrics"]["loss"]["n"] == 2
+    assert records["micro-batch M=2"]["equivalence"]["matches"]
+    assert records["GC only"]["equivalence"]["matches"]
+    assert records["LoRA"]["equivalence"] is None  # LoRA changes what a step computes

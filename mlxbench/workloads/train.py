@@ -235,7 +235,7 @@ def _check_quantization(quantization: dict, model: str) -> list[tuple[str, str]]
     errors = [(f"quantization.{k}", f"expected one of the keys {', '.join(QUANTIZATION_KEYS)}, "
                f"got unknown key {k!r}") for k in quantization if k not in QUANTIZATION_KEYS]
     q = {**QUANTIZATION_KEYS, **quantization}
-    if (problem := models.check_quantization(model, q["bits"], q["group_size"])) is not None:
-        key, _, message = problem.partition(": ") if problem.startswith(("bits", "group_size")) else ("", "", problem)
-        errors.append((f"quantization.{key}" if key else "quantization", message))
+    if (problem := models.quantization_problem(model, q["bits"], q["group_size"])) is not None:
+        field, message = problem
+        errors.append(("quantization" if field == "model" else f"quantization.{field}", message))
     return errors
