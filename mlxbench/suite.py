@@ -7,11 +7,15 @@ id in every run and ``--resume`` can tell what is already done.
 Every mistake in a suite is found here, before anything runs, and reported as
 one line: ``suites/x.yaml:12: variants."GC only".micro_batch_size: expected a
 positive integer, got 'four'``.
+
+The fields a suite file may have are :data:`FIELDS`, each with its help text. A
+profile (``--profile quick``) replaces top-level fields and merges ``defaults`` key
+by key; ``--set key=value`` then overrides warmup/repeat/timeout/seed/memory_limit_mb
+or one workload parameter of every variant (pinning a sweep axis to that value).
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib
 import itertools
@@ -26,6 +30,7 @@ import yaml
 
 from mlxbench import workloads
 from mlxbench.errors import UserError
+from mlxbench.suite_source import KeyPath, Source, did_you_mean, format_path, read  # noqa: F401
 from mlxbench.workloads.base import Param, Workload
 
 # The fields of a suite file, checked like workload parameters.
@@ -51,95 +56,6 @@ SET_FIELDS = ("warmup", "repeat", "timeout", "seed", "memory_limit_mb")
 NO_PROFILE = "full"  # --profile full: the suite as written
 AUTO_PROFILE = "auto"  # --profile auto: 'quick' on a CPU-only MLX, else the suite as written
 DEFAULT_VARIANT = "default"
-
-KeyPath = tuple  # ("variants", "GC only", "micro_batch_size") or ("sweep", "seq_length", 1)
-
-
-def format_path(path: KeyPath) -> str:
-    """A key path as the user reads it: ``variants."GC only".micro_batch_size``, ``sweep.n[1]``."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-            continue
-        part = str(part)
-        if not (part.startswith("--") or re.fullmatch(r"[A-Za-z_][\w-]*", part)):
-            part = json.dumps(part, ensure_ascii=False)
-        text += ("." if text else "") + part
-    return text
-
-
-def did_you_mean(word: Any, choices) -> str:
-    """' (did you mean 'x'?)' for the closest choice, or ''."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-class Source:
-    """A suite file and the line of every key path in it, for error messages."""
-
-    def __init__(self, path: str | Path, lines: dict[KeyPath, int] | None = None):
-        self.path = str(path)
-        self.lines = lines or {}
-
-    def line(self, path: KeyPath) -> int | None:
-        """The line of ``path``, or of its nearest parent the file spells out."""
-        for end in range(len(path), 0, -1):
-            if path[:end] in self.lines:
-                return self.lines[path[:end]]
-        return None
-
-    def error(self, path: KeyPath, message: str) -> UserError:
-        line = self.line(path) if path and not str(path[0]).startswith("--") else None
-        where = self.path + (f":{line}" if line else "")
-        return UserError(f"{where}: {format_path(path)}: {message}" if path else f"{where}: {message}")
-
-
-def _line_map(node: yaml.Node, source: Source, prefix: KeyPath = ()) -> None:
-    """Fill ``source.lines`` from the composed YAML; a key given twice is an error (YAML keeps the last)."""
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            path = prefix + (key,)
-            if path in source.lines:
-                what = "variant name" if prefix == ("variants",) else "key"
-                source.lines[path] = key_node.start_mark.line + 1
-                raise source.error(path, f"duplicate {what} (first given at line {_first_line(node, key)})")
-            source.lines[path] = key_node.start_mark.line + 1
-            _line_map(value_node, source, path)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            source.lines[prefix + (index,)] = item.start_mark.line + 1
-            _line_map(item, source, prefix + (index,))
-
-
-def _first_line(node: yaml.MappingNode, key: str) -> int:
-    return next(k.start_mark.line + 1 for k, _ in node.value if str(k.value) == key)
-
-
-def read(path: str | Path) -> tuple[dict, Source]:
-    """The suite file's raw mapping and where each key is; UserError if it is not a YAML mapping."""
-    source = Source(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise UserError(f"{path}: expected a readable suite file, got {err.strerror or err}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: expected a UTF-8 YAML file, got binary data") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UserError(f"{where}: expected YAML, got a syntax error: {problem}") from None
-    if not isinstance(raw, dict):
-        got = "an empty file" if raw is None else f"{type(raw).__name__} {raw!r}"[:80]
-        raise UserError(f"{path}: expected a mapping of suite fields (name, workload, variants, …), got {got}")
-    _line_map(node, source)
-    return raw, source
-
 
 def workload_class(spec: str, search_path: tuple[str, ...] = ()) -> type[Workload]:
     """The workload a suite names: a shipped one (``train``) or ``module:Class`` from the user.
@@ -299,6 +215,98 @@ def parse_set(item: str, source: Source) -> tuple[str, Any]:
         raise UserError(f"{source.path}: --set {key}: expected a YAML value, got {text!r}") from None
 
 
+@dataclass
+class _Layers:
+    """The suite's fields after profile and --set, and where each value came from, so an
+    error points at the line (or the --set) that gave it."""
+
+    fields: dict
+    origin: dict[str, KeyPath]
+    defaults: dict
+    default_origin: dict[str, KeyPath]
+
+    def at(self, key: str) -> KeyPath:
+        return self.origin.get(key, (key,))
+
+
+def _layers(raw: dict, profile: str | None) -> _Layers:
+    """The file's fields with ``profile``'s overrides on top; its defaults merged key by key."""
+    fields = {k: v for k, v in raw.items() if k not in ("defaults", "profiles")}
+    defaults = dict(raw.get("defaults") or {})
+    layers = _Layers(fields, {k: (k,) for k in fields}, defaults, {k: ("defaults", k) for k in defaults})
+    if profile is not None:
+        for key, value in raw["profiles"][profile].items():
+            if key == "defaults":
+                layers.defaults.update(value or {})
+                layers.default_origin.update({k: ("profiles", profile, "defaults", k) for k in value or {}})
+            else:
+                layers.fields[key], layers.origin[key] = value, ("profiles", profile, key)
+    return layers
+
+
+def _apply_sets(layers: _Layers, sets: list[str], cls: type[Workload], source: Source) -> None:
+    """``--set key=value``: a suite field, or a parameter of every variant (a sweep axis: its one value)."""
+    params = {p.name: p for p in cls.params}
+    for item in sets:
+        key, value = parse_set(item, source)
+        at = (f"--set {key}",)
+        if key not in SET_FIELDS and key not in params:
+            raise source.error(at, f"expected a suite field ({', '.join(SET_FIELDS)}) or a parameter of "
+                                   f"workload {cls.name!r}, got {key!r}{did_you_mean(key, [*SET_FIELDS, *params])}")
+        if (problem := (FIELDS[key] if key in SET_FIELDS else params[key]).check(value)) is not None:
+            raise source.error(at, problem)
+        if key in SET_FIELDS:
+            layers.fields[key], layers.origin[key] = value, at
+        elif key in (layers.fields.get("sweep") or {}):
+            layers.fields["sweep"] = {**layers.fields["sweep"], key: [value]}
+        else:
+            layers.defaults[key], layers.default_origin[key] = value, at
+
+
+def _variants(layers: _Layers, source: Source) -> tuple[dict[str, dict], str]:
+    """The variants as {name: overrides}, in suite order, and the baseline's name."""
+    variants = layers.fields.get("variants")
+    variants = {DEFAULT_VARIANT: {}} if variants is None else {str(k): v for k, v in variants.items()}
+    if not variants:
+        raise source.error(layers.at("variants"), "expected at least one variant, got none")
+    for name, overrides in variants.items():
+        if overrides is not None and not isinstance(overrides, dict):
+            raise source.error(layers.at("variants") + (name,), f"expected a mapping of parameters, got {overrides!r}")
+    baseline = layers.fields.get("baseline") or next(iter(variants))
+    if baseline not in variants:
+        raise source.error(layers.at("baseline"), f"expected the name of a variant ({', '.join(map(repr, variants))}), "
+                                                  f"got {baseline!r}{did_you_mean(baseline, variants)}")
+    return {name: dict(overrides or {}) for name, overrides in variants.items()}, baseline
+
+
+def _check_params(layers: _Layers, variants: dict, sweep: dict, cls: type[Workload], source: Source) -> None:
+    """Every parameter the suite sets is one the workload declares, with a value of its type."""
+    params = {p.name: p for p in cls.params}
+
+    def check(key: str, value: Any, at: KeyPath) -> None:
+        if key not in params:
+            hint = did_you_mean(key, params) or f"; expected one of {', '.join(params)}"
+            raise source.error(at, f"unknown parameter of workload {cls.name!r}{hint}")
+        if (problem := params[key].check(value)) is not None:
+            raise source.error(at, problem)
+
+    for key, value in layers.defaults.items():
+        check(key, value, layers.default_origin[key])
+    for name, overrides in variants.items():
+        for key, value in overrides.items():
+            check(key, value, layers.at("variants") + (name, key))
+            if key in sweep:
+                raise source.error(layers.at("variants") + (name, key), "is also a sweep axis, which would "
+                                   "override this value; expected it in only one of the two")
+    for axis, values in sweep.items():
+        if not isinstance(values, list) or not values:
+            raise source.error(layers.at("sweep") + (axis,), f"expected a non-empty list of values, got {values!r}")
+        for index, value in enumerate(values):
+            check(axis, value, layers.at("sweep") + (axis, index))
+            if values.index(value) != index:
+                raise source.error(layers.at("sweep") + (axis, index), f"expected distinct values, got {value!r} twice")
+
+
 def load(path: str | Path, profile: str | None = None, sets: list[str] = (), only: list[str] = ()) -> Suite:
     """Read and validate a suite, apply a profile and ``--set`` overrides; UserError on any mistake."""
     raw, source = read(path)
@@ -311,130 +319,57 @@ def load(path: str | Path, profile: str | None = None, sets: list[str] = (), onl
         if not isinstance(overrides, dict):
             raise source.error(("profiles", name), f"expected a mapping of overrides, got {overrides!r}")
         _check_fields(overrides, PROFILE_FIELDS, ("profiles", name), source, "field a profile can set")
-
     chosen = _pick_profile(profile, profiles, source)
-    # Where each value came from, so an error points at the line that set it.
-    fields = {k: v for k, v in raw.items() if k not in ("defaults", "profiles")}
-    origin: dict[str, KeyPath] = {k: (k,) for k in fields}
-    defaults = dict(raw.get("defaults") or {})
-    default_origin = {k: ("defaults", k) for k in defaults}
-    if chosen is not None:
-        for key, value in profiles[chosen].items():
-            if key == "defaults":
-                defaults.update(value or {})
-                default_origin.update({k: ("profiles", chosen, "defaults", k) for k in value or {}})
-            else:
-                fields[key], origin[key] = value, ("profiles", chosen, key)
-
+    layers = _layers(raw, chosen)
     try:
         cls = workload_class(raw["workload"], (str(Path(path).resolve().parent),))
     except LookupError as err:
         raise source.error(("workload",), str(err)) from None
-    param_names = [p.name for p in cls.params]
-    for item in sets:
-        key, value = parse_set(item, source)
-        if key in SET_FIELDS:
-            if (problem := FIELDS[key].check(value)) is not None:
-                raise source.error((f"--set {key}",), problem)
-            fields[key], origin[key] = value, (f"--set {key}",)
-        elif key in param_names:
-            if (problem := cls.params[param_names.index(key)].check(value)) is not None:
-                raise source.error((f"--set {key}",), problem)
-            if key in (fields.get("sweep") or {}):  # one value for the whole axis
-                fields["sweep"] = {**fields["sweep"], key: [value]}
-            else:
-                defaults[key], default_origin[key] = value, (f"--set {key}",)
-        else:
-            raise source.error((f"--set {key}",), f"expected a suite field ({', '.join(SET_FIELDS)}) or a "
-                                                  f"parameter of workload {cls.name!r}, got {key!r}"
-                                                  f"{did_you_mean(key, [*SET_FIELDS, *param_names])}")
-
-    variants = fields.get("variants")
-    variants = {DEFAULT_VARIANT: {}} if variants is None else variants
-    variants_at = origin.get("variants", ("variants",))
-    if not variants:
-        raise source.error(variants_at, "expected at least one variant, got none")
-    variants = {str(name): overrides for name, overrides in variants.items()}
-    for name, overrides in variants.items():
-        if overrides is not None and not isinstance(overrides, dict):
-            raise source.error(variants_at + (name,), f"expected a mapping of parameters, got {overrides!r}")
-    variants = {name: dict(overrides or {}) for name, overrides in variants.items()}
-    baseline = fields.get("baseline") or next(iter(variants))
-    if baseline not in variants:
-        raise source.error(origin.get("baseline", ("baseline",)),
-                           f"expected the name of a variant ({', '.join(map(repr, variants))}), "
-                           f"got {baseline!r}{did_you_mean(baseline, variants)}")
-    sweep = fields.get("sweep") or {}
-    sweep_at = origin.get("sweep", ("sweep",))
-
-    params = {p.name: p for p in cls.params}
-
-    def check_param(key: str, value: Any, at: KeyPath) -> None:
-        if key not in params:
-            hint = did_you_mean(key, params) or f"; expected one of {', '.join(params)}"
-            raise source.error(at, f"unknown parameter of workload {cls.name!r}{hint}")
-        if (problem := params[key].check(value)) is not None:
-            raise source.error(at, problem)
-
-    for key, value in defaults.items():
-        check_param(key, value, default_origin[key])
-    for name, overrides in variants.items():
-        for key, value in overrides.items():
-            check_param(key, value, variants_at + (name, key))
-            if key in sweep:
-                raise source.error(variants_at + (name, key),
-                                   "is also a sweep axis, which would override this value; "
-                                   "expected it in only one of the two")
-    for axis, values in sweep.items():
-        if not isinstance(values, list) or not values:
-            raise source.error(sweep_at + (axis,), f"expected a non-empty list of values, got {values!r}")
-        for index, value in enumerate(values):
-            check_param(axis, value, sweep_at + (axis, index))
-            if values.index(value) != index:
-                raise source.error(sweep_at + (axis, index), f"expected distinct values, got {value!r} twice")
-
+    _apply_sets(layers, sets, cls, source)
+    variants, baseline = _variants(layers, source)
+    sweep = layers.fields.get("sweep") or {}
+    _check_params(layers, variants, sweep, cls, source)
     for name in only:
         if name not in variants:
             raise UserError(f"{source.path}: --only: expected a variant ({', '.join(map(repr, variants))}), "
                             f"got {name!r}{did_you_mean(name, variants)}")
 
+    fields = layers.fields
     suite = Suite(
         name=fields["name"], workload=raw["workload"], workload_cls=cls, baseline=baseline,
         description=fields.get("description") or "", warmup=fields.get("warmup", FIELDS["warmup"].default),
         repeat=fields.get("repeat", FIELDS["repeat"].default), timeout=fields.get("timeout", FIELDS["timeout"].default),
         seed=fields.get("seed", FIELDS["seed"].default), memory_limit_mb=fields.get("memory_limit_mb"),
-        defaults=defaults, variants=variants, sweep=sweep, profile=chosen, path=str(path),
+        defaults=layers.defaults, variants=variants, sweep=sweep, profile=chosen, path=str(path),
         profiles=tuple(profiles), only=tuple(only),
     )
-    _check_cases(suite, source, default_origin, variants_at, sweep_at)
+    _check_cases(suite, source, layers)
     return suite
 
 
-def _check_cases(suite: Suite, source: Source, default_origin: dict, variants_at: KeyPath, sweep_at: KeyPath) -> None:
+def _check_cases(suite: Suite, source: Source, layers: _Layers) -> None:
     """Check every case's full parameter set: required ones given, combinations the workload accepts."""
+    variants_at, sweep_at = layers.at("variants"), layers.at("sweep")
     seen: dict[str, Case] = {}
-    checked: dict[str, list] = {}
     for case in expand(replace(suite, only=())):
-        def where(key: str) -> KeyPath:
+        def where(key: str) -> KeyPath:  # the line that set this case's value of key
             if key in case.sweep:
                 return sweep_at + (key, suite.sweep[key].index(case.sweep[key]))
-            if key in suite.variants[case.variant] or key not in default_origin:
+            if key in suite.variants[case.variant] or key not in layers.default_origin:
                 return variants_at + (case.variant, key)
-            return default_origin[key]
+            return layers.default_origin[key]
 
         for p in suite.workload_cls.params:
             if p.required and p.name not in case.params:
                 raise source.error(variants_at + (case.variant,),
                                    f"expected a value for parameter {p.name!r} ({p.help}), got none")
-        if case.case_id not in checked:
-            checked[case.case_id] = suite.workload_cls.check(case.params)
-        for key, message in checked[case.case_id]:
-            raise source.error(where(key), message)
-        if (twin := seen.get(case.case_id)) is not None and twin.variant != case.variant:
+        if (twin := seen.get(case.case_id)) is not None:
+            point = f" at {case.label.split(' · ')[1]}" if case.sweep else ""
             raise source.error(variants_at + (case.variant,),
-                               f"expected parameters that differ from variant {twin.variant!r}, got the same "
-                               f"{('at ' + case.label.split(' · ')[1]) if case.sweep else ''}".rstrip())
+                               f"expected parameters that differ from variant {twin.variant!r}, got the same{point}")
         seen[case.case_id] = case
+        for key, message in suite.workload_cls.check(case.params):
+            raise source.error(where(key), message)
 
 
 def suite_files(path: str | Path) -> list[Path]:
