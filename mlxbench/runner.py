@@ -2,7 +2,8 @@
 
 - Each case runs in ``python -m mlxbench.worker`` (a new interpreter, not a fork), in
   its own process group, so one case's memory, compiled graphs or crash never reach
-  another's figures, and a timeout can stop the case and anything it started.
+  another's figures, and a timeout can stop the case and anything it started. The
+  timeout counts from the worker's start, imports included: it bounds the case's wall time.
 - Each finished case is appended to ``records.jsonl`` and flushed at once, so a run
   killed at any moment keeps every finished case; ``--resume RUN_DIR`` runs the rest.
 - How a case ended is told from the evidence: the worker's own outcome (ok, error,
@@ -94,6 +95,9 @@ def record_environment(run_dir: Path, calibrate: bool) -> str:
 
     first = results.read_env(run_dir)
     current = env.capture(calibrate=calibrate and not first)
+    import mlx.core as mx
+
+    mx.clear_cache()  # the calibration's buffers: the runner should hold no memory the cases could use
     if not first:
         results.write_env(run_dir, current)
     elif first.get("env_id") != current["env_id"]:
