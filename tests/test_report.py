@@ -41,7 +41,8 @@ class Page(HTMLParser):
         a = dict(attrs)
         self.tags.append((tag, a))
         if tag == "tr" and "data-variant" in a:
-            self._row = {"variant": a["data-variant"], "status": a["data-status"], "values": {},
+            self._row = {"variant": a["data-variant"], "status": a["data-status"],
+                         "sweep": json.loads(a["data-sweep"]), "values": {},
                          "texts": {}, "changes": {}, "classes": {}, "html": ""}
             self.rows.append(self._row)
         elif tag == "td" and self._row is not None and "data-metric" in a:
@@ -397,3 +398,55 @@ def test_the_report_renders_in_headless_chromium_without_errors_or_network_reque
     errors, requests = browse(out.as_uri(), tmp_path / "chromium-profile")
     assert errors == []
     assert requests == [out.as_uri()]
+
+
+# --- end to end: a real run of the smoke suite, then report and compare ---------------------------
+
+def _mlxbench(*args, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mlxbench", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """results/smoke/<run id> of `mlxbench run suites/smoke.yaml`, quick profile, two variants."""
+    suite = Path(__file__).resolve().parent.parent / "suites" / "smoke.yaml"
+    if not suite.exists():
+        pytest.skip("suites/smoke.yaml is not there yet")
+    root = tmp_path_factory.mktemp("e2e")
+    run = _mlxbench("run", suite, "--profile", "quick", "--only", "fp32", "bf16", "--set", "repeat=5",
+                    "warmup=1", "--no-calibrate", "--out", root / "results", cwd=root)
+    assert run.returncode == 0, run.stderr
+    (run_dir,) = (root / "results" / "smoke").iterdir()
+    return run_dir
+
+
+def test_a_real_run_is_reported_with_the_figures_it_recorded(smoke_run, tmp_path):
+    result = _mlxbench("report", smoke_run, "--out", tmp_path / "smoke.html", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    page = Page((tmp_path / "smoke.html").read_text())
+    records = {(r["variant"], r["sweep"]["n"]): r for r in load_run(smoke_run).records}
+    assert len(page.rows) == len(records) == 4
+    for row in page.rows:
+        record = records[(row["variant"], row["sweep"]["n"])]
+        assert row["values"]["step_time_s"] == pytest.approx(record["metrics"]["step_time_s"]["median"])
+        assert row["values"]["peak_memory_bytes"] == pytest.approx(record["metrics"]["peak_memory_bytes"] / 1e6)
+        assert row["values"]["gflop_per_s"] == pytest.approx(record["metrics"]["gflop_per_s"])
+
+
+def test_compare_of_a_real_run_with_itself_exits_0(smoke_run, tmp_path):
+    assert _mlxbench("compare", smoke_run, smoke_run, cwd=tmp_path).returncode == 0
+
+
+def test_compare_against_a_copy_with_peak_memory_doubled_exits_1_naming_it(smoke_run, tmp_path):
+    copy_dir = tmp_path / "doubled"
+    shutil.copytree(smoke_run, copy_dir)
+    lines = []
+    for line in (copy_dir / "records.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        record["metrics"]["peak_memory_bytes"] *= 2
+        lines.append(json.dumps(record))
+    (copy_dir / "records.jsonl").write_text("\n".join(lines) + "\n")
+    result = _mlxbench("compare", smoke_run, copy_dir, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "significant regressions: peak_memory_bytes" in result.stdout

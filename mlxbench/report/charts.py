@@ -148,7 +148,8 @@ def bars_svg(labels: list[str], panels: list[dict]) -> str:
     y = list(range(n))[::-1]
     for ax, panel in zip(axes[0], panels):
         values = panel["values"]
-        present = [v for v in values if v is not None]
+        ends = [h if h is not None else v for v, h in zip(values, panel.get("high") or values)]
+        present = [v for v in ends if v is not None]
         top = max(present) if present else 1.0
         for i, v in enumerate(values):
             if v is None:
@@ -161,7 +162,7 @@ def bars_svg(labels: list[str], panels: list[dict]) -> str:
             right = panel["high"][i] if panel.get("high") and panel["high"][i] is not None else v
             ax.text(right + top * 0.015, y[i], panel["texts"][i], va="center", fontsize=7.5, color="#374151")
         ax.set_title(panel["title"], loc="left", fontsize=9.5, color="#111827")
-        ax.set_xlim(0, top * 1.22)
+        ax.set_xlim(0, top * 1.25)
         ax.grid(axis="y", visible=False)
     axes[0][0].set_yticks(y, labels)
     return to_svg(fig)

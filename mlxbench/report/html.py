@@ -6,6 +6,8 @@ opens the same offline, in a CI artifact viewer, or printed.
 
 from __future__ import annotations
 
+import shlex
+
 import jinja2
 from markupsafe import Markup
 
@@ -66,11 +68,13 @@ def reproduce_command(run) -> str:
         if command:
             return command if isinstance(command, str) else " ".join(map(str, command))
     path = run.suite.get("path") or run.suite.get("source") or f"suites/{run.name}.yaml"
-    parts = ["mlxbench", "run", str(path)]
+    parts = ["mlxbench", "run", shlex.quote(str(path))]
     if run.suite.get("profile"):
         parts += ["--profile", str(run.suite["profile"])]
+    if run.suite.get("only"):
+        parts += ["--only", *(shlex.quote(str(v)) for v in run.suite["only"])]
     for key, value in (run.suite.get("overrides") or run.suite.get("set") or {}).items():
-        parts += ["--set", f"{key}={value}"]
+        parts += ["--set", shlex.quote(f"{key}={value}")]
     return " ".join(parts)
 
 

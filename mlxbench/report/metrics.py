@@ -98,8 +98,10 @@ def number(value: float | None, metric: str = "") -> str:
         text = f"{value:,.0f}"
     elif v >= 10:
         text = f"{value:,.1f}"
-    elif v >= 0.01:
-        text = f"{value:.3g}" if v < 1 else f"{value:.2f}"
+    elif v >= 1:
+        text = f"{value:.2f}"
+    elif v >= 1e-4:
+        text = f"{value:.3g}"  # 0.812, 0.0124, 0.000607: fixed notation reads at a glance
     else:
         text = f"{value:.2e}"
     return text.replace(",", "\u2009")

@@ -123,12 +123,14 @@ def workload_of(records: list[dict], suite: dict) -> str:
 
 
 def variant_order(records: list[dict], suite: dict) -> list[str]:
-    """The suite's variants in its order, then any variant only the records know."""
+    """The suite's variants (those it ran, with --only) in its order, then any only the records know."""
     declared = suite.get("variants") or []
     if isinstance(declared, dict):
         names = list(declared)
     else:
         names = [v.get("name") if isinstance(v, dict) else str(v) for v in declared]
+    if suite.get("only"):  # run with --only: the other variants were never meant to run
+        names = [n for n in names if n in suite["only"]]
     for r in records:
         if r.get("variant") not in names:
             names.append(r.get("variant"))
