@@ -21,21 +21,9 @@ from mlxbench.report.tables import latest_by_case, reason_of, sweep_title
 
 DEFAULT_THRESHOLD_PCT = 5.0
 SIGNIFICANCE_P = 0.01
-# Rates derived from one timing have no samples of their own: test the timing's samples
-# (any other rate, e.g. a workload's gflop_per_s, is taken to derive from step_time_s).
-SAMPLES_OF = {
-    "tokens_per_s": "step_time_s",
-    "samples_per_s": "step_time_s",
-    "decode_tokens_per_s": "decode_s",
-    "decode_tokens_per_s_total": "decode_s",
-    "prefill_tokens_per_s": "prefill_s",
-}
-
-
 def samples_for(metric: str, figures: dict) -> list[float] | None:
     """The raw timed samples behind a metric: its own, or those of the timing it is derived from."""
-    source = SAMPLES_OF.get(metric) or ("step_time_s" if metric.endswith("_per_s") else None)
-    for name in (metric, source):
+    for name in (metric, m.timing_behind(metric)):
         figure = figures.get(name) if name else None
         if isinstance(figure, dict) and figure.get("samples"):
             return figure["samples"]

@@ -88,6 +88,10 @@ def _memory_metric(table: tables.Table) -> str | None:
     return next((metric for _, metric in table.savings if metric.endswith("_bytes")), None)
 
 
+def _labels(table: tables.Table, *metrics: str | None) -> list[str]:
+    return [c.label for metric in metrics for c in table.columns if c.metric == metric]
+
+
 def _column_index(table: tables.Table, metric: str | None) -> int | None:
     return next((i for i, c in enumerate(table.columns) if c.metric == metric), None)
 
@@ -190,7 +194,9 @@ def _counts(records: list[dict]) -> dict:
 def render_run(run, comparison: dict | None = None, compare_label: str = "") -> str:
     """The report of one run: savings tables, charts, failed cases, environment, reproduce command."""
     table_list = tables.savings_tables(run.records, run.suite)
-    sections = [{"table": t, "bars": bars_chart(t), "timelines": timelines_chart(t)} for t in table_list]
+    sections = [{"table": t, "bars": bars_chart(t), "timelines": timelines_chart(t),
+                 "bars_caption": " and ".join(_labels(t, _memory_metric(t), _time_metric(t))) + " per variant"}
+                for t in table_list]
     meanings = {heading: tables.SAVINGS_MEANING.get(heading, "") for t in table_list for heading, _ in t.savings}
     return _render(
         "run.html.j2",
@@ -202,6 +208,8 @@ def render_run(run, comparison: dict | None = None, compare_label: str = "") -> 
         meanings=meanings,
         sweep_charts=sweep_charts(run, table_list),
         pareto=pareto_chart(table_list) if table_list else None,
+        pareto_caption=" against ".join(_labels(table_list[0], _memory_metric(table_list[0]),
+                                                _time_metric(table_list[0]))) if table_list else "",
         failed=tables.failed_cases(run.records),
         env_rows=tables.env_rows(run.env),
         command=reproduce_command(run),

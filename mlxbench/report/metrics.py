@@ -40,6 +40,14 @@ LABELS = {
     "grad_norm": "Grad Norm",
     "loss": "Loss",
 }
+# Rates derived from one timing (amount / its median) have no samples of their own.
+RATE_TIMINGS = {
+    "tokens_per_s": "step_time_s",
+    "samples_per_s": "step_time_s",
+    "decode_tokens_per_s": "decode_s",
+    "decode_tokens_per_s_total": "decode_s",
+    "prefill_tokens_per_s": "prefill_s",
+}
 # Figures whose name has no unit suffix but whose direction is still clear.
 LOWER_IS_BETTER = {"kl_divergence"}
 HIGHER_IS_BETTER = {"top1_agreement"}
@@ -56,6 +64,11 @@ def label(metric: str) -> str:
     if metric.endswith("_s"):
         return metric[: -len("_s")].replace("_", " ").capitalize() + " (s)"
     return metric.replace("_", " ").capitalize()
+
+
+def timing_behind(metric: str) -> str | None:
+    """The timing a rate is derived from (any other ``*_per_s`` is taken to derive from step_time_s)."""
+    return RATE_TIMINGS.get(metric) or ("step_time_s" if metric.endswith("_per_s") else None)
 
 
 def direction(metric: str) -> str | None:

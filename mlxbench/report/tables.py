@@ -171,15 +171,23 @@ def columns_for(records: list[dict], workload: str) -> list[Column]:
     return [Column(k, m.label(k), m.direction(k)) for k in chosen]
 
 
-def cell(figure, metric: str) -> Cell:
+def cell(figures: dict, metric: str) -> Cell:
+    """A table cell: the figure, and for timings (and rates derived from one) its p10–p90 spread."""
+    figure = figures.get(metric)
     value = m.value_of(figure)
     if value is None:
         return Cell("—")
     div = m.scale(metric)
     c = Cell(m.display(figure, metric), value / div)
+    timing = figures.get(m.timing_behind(metric)) if not isinstance(figure, dict) else None
     if isinstance(figure, dict) and figure.get("p10") is not None and figure.get("n", 2) > 1:
         c.low, c.high = figure["p10"] / div, figure["p90"] / div
         c.unstable = bool(figure.get("unstable"))
+    elif isinstance(timing, dict) and timing.get("n", 2) > 1 and timing.get("p10") and timing.get("median"):
+        # rate = amount / median time, so its p10–p90 is amount / p90 … amount / p10
+        c.low = value * timing["median"] / timing["p90"] / div
+        c.high = value * timing["median"] / timing["p10"] / div
+        c.unstable = bool(timing.get("unstable"))
     return c
 
 
@@ -196,7 +204,7 @@ def row_for(record: dict | None, variant: str, columns: list[Column]) -> Row:
     figures = record.get("metrics") or {}
     row = Row(variant, record.get("status", "error"), reason_of(record), record.get("case_id"),
               bool(record.get("is_baseline")), record=record)
-    row.cells = [cell(figures.get(c.metric), c.metric) if row.ok else Cell("—") for c in columns]
+    row.cells = [cell(figures, c.metric) if row.ok else Cell("—") for c in columns]
     equivalence = record.get("equivalence") or {}
     if equivalence and equivalence.get("matches") is False:
         row.equivalence_failed = True
