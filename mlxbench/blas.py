@@ -49,6 +49,7 @@ class BlasInfo:
     optimized: bool
     library: str | None = None
     source: str | None = None  # how it was found: cmeel-openblas, system, bundled
+    threads: int | None = None  # OpenBLAS's thread count (OPENBLAS_NUM_THREADS or the core count)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -137,7 +138,8 @@ def _try_load(candidates: list[tuple[Path, str]], notes: list[str]) -> BlasInfo 
                     raise OSError("libgfortran.so.5 is missing and MLX bundles none")
                 _load_global(_gfortran_shim(bundled))
             lib = _load_global(path)
-            return BlasInfo(_openblas_name(lib), True, str(path), source, notes)
+            threads = lib.openblas_get_num_threads() if hasattr(lib, "openblas_get_num_threads") else None
+            return BlasInfo(_openblas_name(lib), True, str(path), source, threads, notes)
         except (OSError, subprocess.CalledProcessError) as err:
             notes.append(f"{source} {path}: {err}")
     return None

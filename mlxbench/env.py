@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 import mlxbench
-from mlxbench import blas
+from mlxbench import blas, device
 
 # Fields that identify a machine + software stack (calibration figures vary run to run).
 IDENTITY_FIELDS = ("os", "machine", "cpu", "memory_total_bytes", "mlx", "mlx_lm", "python", "blas")
@@ -123,6 +123,7 @@ def capture(calibrate: bool = True) -> dict:
 
     import mlx_lm  # noqa: F401  (import errors surface here, not mid-run)
 
+    notes = list(device.choose())  # before anything measures: may move MLX to its CPU
     env = {
         "os": {"system": platform.system(), "release": platform.release(), "platform": platform.platform()},
         "machine": platform.machine(),
@@ -139,6 +140,7 @@ def capture(calibrate: bool = True) -> dict:
         "mlxbench": {"version": mlxbench.__version__, "git_sha": git_sha()},
         "hostname": platform.node(),
         "captured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "notes": notes + blas.load().notes,
     }
     env["env_id"] = env_id(env)
     if calibrate:
@@ -168,10 +170,12 @@ def format_text(env: dict) -> str:
         f"MLX             {mx_['version']} on {mx_['device']} ({mx_['backend']} backend)",
         f"mlx-lm          {env['mlx_lm']['version']}",
         f"Python          {env['python']}",
-        f"BLAS            {blas_['name']}{'' if blas_['optimized'] else '  <-- NOT OPTIMIZED'}",
+        f"BLAS            {blas_['name']}{'' if blas_['optimized'] else '  <-- NOT OPTIMIZED'}"
+        + (f" ({blas_['threads']} threads)" if blas_.get("threads") else ""),
         f"mlxbench        {env['mlxbench']['version']} (git {env['mlxbench']['git_sha'] or 'n/a'})",
         f"env id          {env['env_id']}",
     ]
+    lines += [f"Note            {note}" for note in env.get("notes", [])]
     if cal := env.get("calibration"):
         lines += [
             "Calibration (measured now):",

@@ -22,65 +22,19 @@ from __future__ import annotations
 import mlxbench  # noqa: F401  first: loads the optimized BLAS before mlx.core (mlxbench.blas)
 
 import contextlib
-import os
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
 
+from mlxbench.device import choose as choose_device
+from mlxbench.device import device_fallback  # noqa: F401  (part of the plugin's API)
 from mlxbench.errors import UserError
 
 MEMORY_FIGURES = ("peak_memory_bytes", "active_memory_bytes", "peak_rss_bytes")
 DEFAULT_THRESHOLD_PCT = 10.0
 SAMPLE_INTERVAL_S = 0.01
-# Hosted macOS runners (GitHub Actions) expose this VM GPU: MLX reports Metal as
-# available, but kernels may abort the process, hang or return wrong values there.
-VIRTUAL_GPU_NAMES = ("Paravirtual",)
-DEVICE_ENV = "MLXBENCH_DEVICE"  # "cpu" or "gpu": override the automatic choice
-
 _DEVICE_NOTES: list[str] = []
-
-
-def device_fallback(platform: str, default_is_gpu: bool, metal_available: bool, gpu_name: str,
-                    wanted: str = "") -> str | None:
-    """Why MLX should measure on its CPU device instead of its default one, or None to keep it.
-
-    ``wanted`` is ``MLXBENCH_DEVICE``: "cpu" always falls back, "gpu" never does.
-    """
-    wanted = wanted.strip().lower()
-    if wanted == "cpu":
-        return f"{DEVICE_ENV}=cpu: measuring on MLX's CPU device"
-    if wanted == "gpu" or not default_is_gpu or platform != "darwin":
-        return None
-    if not metal_available:
-        return "no Metal device: measuring on MLX's CPU device"
-    if any(word in gpu_name for word in VIRTUAL_GPU_NAMES):
-        return (f"Metal device {gpu_name!r} is a virtual GPU (hosted CI runner): measuring on MLX's "
-                f"CPU device; set {DEVICE_ENV}=gpu to use it anyway")
-    return None
-
-
-def choose_device() -> list[str]:
-    """Move MLX to its CPU device when its GPU is missing or virtual; notes saying why."""
-    import mlx.core as mx
-
-    default_is_gpu = mx.default_device().type == mx.gpu
-    on_mac_gpu = default_is_gpu and sys.platform == "darwin"
-    metal_available = on_mac_gpu and mx.metal.is_available()
-    note = device_fallback(sys.platform, default_is_gpu, metal_available,
-                           _gpu_name(mx) if metal_available else "", os.environ.get(DEVICE_ENV, ""))
-    if note is None:
-        return []
-    mx.set_default_device(mx.cpu)
-    return [note]
-
-
-def _gpu_name(mx) -> str:
-    for info in (getattr(mx, "device_info", None), getattr(mx.metal, "device_info", None)):
-        with contextlib.suppress(Exception):  # renamed across MLX versions
-            return str(info().get("device_name", ""))
-    return ""
 
 
 class BenchmarkMemory:
@@ -229,7 +183,6 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     from mlxbench.report.pytest_json import ENV_KEY
 
     captured = env.capture(calibrate=False)
-    captured["notes"] = list(_DEVICE_NOTES)
     machine_info[ENV_KEY] = captured
 
 

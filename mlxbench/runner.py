@@ -54,6 +54,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="validate and list the cases, run nothing")
     parser.add_argument("--inline", action="store_true",
                         help="run cases in this process (for debugging; no isolation, no timeout)")
+    parser.add_argument("--report", action="store_true",
+                        help="render the run's HTML report under reports/ when it ends, and print its path")
     parser.add_argument("--no-calibrate", action="store_true",
                         help="skip the environment's matmul/bandwidth calibration (saves ~3 s)")
 
@@ -70,6 +72,10 @@ def main(args) -> int:
     print()
     print(table(records, suite.workload_cls.headline))
     print(f"\nresults: {run_dir}")
+    if args.report:
+        from mlxbench.report.cli import write_html
+
+        print(f"report:  {write_html(run_dir)}")
     return 0 if all(r["status"] == "ok" for r in records) else 1
 
 

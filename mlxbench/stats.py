@@ -19,7 +19,7 @@ def summarize(samples: list[float]) -> dict:
     p10, p90 = (float(v) for v in np.percentile(values, [10, 90]))
     mean = float(values.mean())
     std = float(values.std(ddof=1)) if values.size > 1 else 0.0
-    cv = std / mean if mean else math.nan
+    cv = std / mean if mean else None  # None, not NaN: records stay strict JSON
     spread = (p90 - p10) / median if median else math.inf
     return {
         "median": median,

@@ -25,7 +25,7 @@ from pathlib import Path
 import mlxbench  # noqa: F401  (loads the optimized BLAS before mlx.core)
 import mlx.core as mx
 
-from mlxbench import profiler, stats
+from mlxbench import device, profiler, stats
 from mlxbench.suite import Case, workload_class
 
 TIMELINE_POINTS = 2000
@@ -124,6 +124,7 @@ def run_case(case: Case, isolated: bool = False) -> dict:
                "equivalence_values": None,
                "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     start = time.perf_counter()
+    device.choose()  # the same device env.json reports: CPU where the GPU is virtual
     try:
         measure(case, outcome, isolated)
     except Exception as exc:  # a failed case is a result: record it, the sweep goes on

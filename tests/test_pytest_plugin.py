@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from mlxbench.errors import UserError
-from mlxbench.pytest_plugin import device_fallback, memory_regressions
+from mlxbench.device import device_fallback
+from mlxbench.pytest_plugin import memory_regressions
 from mlxbench.report.pytest_json import MEMORY_FIGURES, to_run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -34,21 +34,28 @@ def main(args) -> int:
         from mlxbench.report.text import to_csv
         return _emit(to_csv(run), args.out)
 
-    from mlxbench.report.html import render_run
-
-    comparison = None
-    if args.compare:
-        from mlxbench.compare import compare_runs
-
-        other = load_run(args.compare)
-        comparison = compare_runs(run.records, other.records, args.threshold)
-    page = render_run(run, comparison, compare_label=str(args.compare or ""))
-    out = Path(args.out) if args.out else Path("reports") / f"{_safe(run.name)}-{_safe(run.run_id)}.html"
-    _write(out, page)
+    out = write_html(run, args.out, compare=args.compare, threshold=args.threshold)
     print(out)
     if args.open:
         webbrowser.open(out.resolve().as_uri())
     return 0
+
+
+def write_html(run, out: str | None = None, compare: str | None = None, threshold: float = 5.0) -> Path:
+    """Render ``run`` (a loaded run or its path) as HTML; the file written (default under reports/)."""
+    from mlxbench.report.html import render_run
+
+    if isinstance(run, (str, Path)):
+        run = load_run(run)
+    comparison = None
+    if compare:
+        from mlxbench.compare import compare_runs
+
+        comparison = compare_runs(run.records, load_run(compare).records, threshold)
+    page = render_run(run, comparison, compare_label=str(compare or ""))
+    path = Path(out) if out else Path("reports") / f"{_safe(run.name)}-{_safe(run.run_id)}.html"
+    _write(path, page)
+    return path
 
 
 def _safe(name: str) -> str:

@@ -43,7 +43,7 @@ class Param:
         if value is None:
             return None if self.nullable else f"expected {self.describe()}, got null"
         if self.choices is not None and value not in self.choices:
-            return f"expected one of {', '.join(map(repr, self.choices))}, got {value!r}"
+            return f"expected {self.describe()}, got {value!r}"
         ok_type = isinstance(value, self.type) and not (self.type is not bool and isinstance(value, bool))
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             ok_type = True
@@ -53,7 +53,7 @@ class Param:
 
     def describe(self) -> str:
         if self.choices is not None:
-            return "one of " + ", ".join(map(repr, self.choices))
+            return "one of " + ", ".join(map(repr, self.choices)) + (" or null" if self.nullable else "")
         words = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
                  dict: "a mapping", list: "a list"}[self.type]
         if self.minimum == 1 and self.type is int:
