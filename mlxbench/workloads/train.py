@@ -164,32 +164,38 @@ class Train(Workload):
             loss, new = loss_and_grad(net, inputs, targets)
             return loss, new if grads is None else tree_map(mx.add, grads, new)
 
-        def update(grads):
+        def accumulate_and_update(inputs, targets, grads):
+            # The last micro-batch and the update are one graph, as in mlx-lm's trainer,
+            # so gradients can be consumed by the update as they are produced.
+            loss, grads = accumulate(inputs, targets, grads)
             norm = global_norm(grads)
             optimizer.update(net, grads)
-            return norm
+            return loss, norm
 
         if self.p["compile"]:
             # Parameters and optimizer state are graph inputs and outputs, not constants baked
             # into the graph: as in mlx-lm's trainer. value_and_grad swaps the model's parameters
             # for traced ones, so even the forward/backward must name them as outputs.
             state = [net.state, optimizer.state]
+            accumulate_and_update = mx.compile(accumulate_and_update, inputs=state, outputs=state)
             accumulate = mx.compile(accumulate, inputs=state, outputs=state)
-            update = mx.compile(update, inputs=state, outputs=state)
-        self._accumulate, self._update = accumulate, update
+        self._accumulate, self._accumulate_and_update = accumulate, accumulate_and_update
 
     def step(self) -> dict[str, float]:
         batch = self.batches[self.steps_done % self.batches.shape[0]]
         micro, interval = self.micro_batch_size, self.p["eval_interval"]
         loss, grads = mx.array(0.0), None
-        for index, start in enumerate(range(0, batch.shape[0], micro)):
+        starts = range(0, batch.shape[0], micro)
+        for index, start in enumerate(starts[:-1]):
             samples = batch[start:start + micro]
             part, grads = self._accumulate(samples[:, :-1], samples[:, 1:], grads)
             loss = loss + part
             if interval is not None and (index + 1) % interval == 0:
                 # Without this, every micro-batch's activations can be alive in one graph.
                 mx.eval(loss, grads)
-        grad_norm = self._update(grads)
+        samples = batch[starts[-1]:]
+        part, grad_norm = self._accumulate_and_update(samples[:, :-1], samples[:, 1:], grads)
+        loss = loss + part
         mx.eval(loss, grad_norm, self.net.state, self.optimizer.state)
         self.steps_done += 1
         figures = {"loss": loss.item(), "grad_norm": grad_norm.item()}
