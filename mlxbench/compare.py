@@ -114,17 +114,23 @@ def _unit(metric: str) -> str:
     return "s" if metric.endswith("_s") and not metric.endswith("_per_s") else ""
 
 
-def rows(comparison: dict) -> list[list[str]]:
-    """One display row per compared figure: case, metric, base, new, ratio, change, p, verdict."""
+def rows(comparison: dict, significant_only: bool = False) -> list[list[str]]:
+    """One display row per compared figure: case, metric, base, new, ratio, change, p, verdict.
+
+    A case's name is written on its first row only, so the rows read as groups.
+    """
     out = []
     for case in comparison["cases"]:
         where = case["variant"] + (f" [{case['sweep']}]" if case["sweep"] else "")
         for x in case["metrics"]:
+            if significant_only and not x["significant"]:
+                continue
             p = "—" if x["p"] is None else f"{x['p']:.3f}"
             ratio = "—" if x["ratio"] is None else f"×{x['ratio']:.3f}"
             metric = x["metric"] + (f" ({_unit(x['metric'])})" if _unit(x["metric"]) else "")
             out.append([where, metric, _figure(x["base"], x["metric"]), _figure(x["new"], x["metric"]),
                         ratio, m.percent(x["change"]), p, x["verdict"]])
+            where = ""
     return out
 
 
@@ -163,16 +169,24 @@ def _one_sided_lines(comparison: dict) -> list[str]:
     return [""] + lines if lines else []
 
 
-def format_markdown(comparison: dict, base_label: str = "base", new_label: str = "new") -> str:
+def _markdown_rows(table: list[list[str]]) -> list[str]:
     marks = {"regression": "🔴 regression", "improvement": "🟢 improvement", "changed": "changed", "same": ""}
-    lines = [f"**Base** `{base_label}` → **new** `{new_label}`; significant: |change| > "
-             f"{comparison['threshold_pct']:g}% and, for timings, Mann-Whitney p < {comparison['significance_p']:g}.",
-             "", "| " + " | ".join(h.capitalize() for h in HEADINGS) + " |",
-             "|" + "---|" * 2 + "---:|" * 5 + "---|"]
-    for r in rows(comparison):
-        lines.append("| " + " | ".join(r[:-1] + [marks.get(r[-1], r[-1])]) + " |")
+    lines = ["| " + " | ".join(h.capitalize() for h in HEADINGS) + " |", "|" + "---|" * 2 + "---:|" * 6]
+    lines += ["| " + " | ".join(r[:-1] + [marks.get(r[-1], r[-1])]) + " |" for r in table]
+    return lines
+
+
+def format_markdown(comparison: dict, base_label: str = "base", new_label: str = "new") -> str:
+    """For a pull request: the significant changes, then every figure folded away."""
+    changed = rows(comparison, significant_only=True)
+    everything = rows(comparison)
+    lines = [f"**{summary_line(comparison)}**", "",
+             f"Base `{base_label}` → new `{new_label}`; significant: |change| > {comparison['threshold_pct']:g}% "
+             f"and, for timings, Mann-Whitney p < {comparison['significance_p']:g}.", ""]
+    lines += _markdown_rows(changed) if changed else ["No significant change."]
     lines += [f"- {line}" for line in _one_sided_lines(comparison) if line]
-    lines += ["", f"**{summary_line(comparison)}**"]
+    lines += ["", f"<details><summary>All {len(everything)} figures compared</summary>", "",
+              *_markdown_rows(everything), "", "</details>"]
     return "\n".join(lines)
 
 

@@ -216,11 +216,19 @@ def render_run(run, comparison: dict | None = None, compare_label: str = "") -> 
         comparison=comparison,
         compare_label=compare_label,
         compare_rows=_compare_rows(comparison) if comparison else [],
+        compare_changes=_compare_rows(comparison, significant_only=True) if comparison else [],
+        compare_summary=_compare_summary(comparison) if comparison else "",
         started=min((r.get("started_at") or "" for r in run.records), default=""),
     )
 
 
-def _compare_rows(comparison: dict) -> list[dict]:
+def _compare_summary(comparison: dict) -> str:
     from mlxbench import compare
 
-    return [dict(zip(compare.HEADINGS, r)) for r in compare.rows(comparison)]
+    return compare.summary_line(comparison)
+
+
+def _compare_rows(comparison: dict, significant_only: bool = False) -> list[dict]:
+    from mlxbench import compare
+
+    return [dict(zip(compare.HEADINGS, r)) for r in compare.rows(comparison, significant_only)]
