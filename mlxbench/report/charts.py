@@ -200,12 +200,18 @@ def pareto_svg(points: list[dict], xlabel: str, ylabel: str) -> str:
             ax.plot([p["x"] for p in front], [p["y"] for p in front], "-", color="#111827", lw=1, alpha=0.5,
                     zorder=1, label=None if fronts else "Pareto front")
             fronts += 1
+    xs, ys = [p["x"] for p in points], [p["y"] for p in points]
+    x_span, y_span = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    placed: list[tuple[float, float]] = []
     for p in points:
         c = colour(p.get("colour_index", 0))
         ax.scatter(p["x"], p["y"], s=46, zorder=2, color=c if p["front"] else "white", edgecolors=c,
                    linewidths=1.6)
-        ax.annotate(p["label"], (p["x"], p["y"]), xytext=(5, 4), textcoords="offset points", fontsize=7.5,
-                    color="#1f2937" if p["front"] else "#6b7280")
+        # Points close together would print their labels over each other: step each one down a line.
+        near = sum(abs(p["x"] - x) / x_span < 0.12 and abs(p["y"] - y) / y_span < 0.06 for x, y in placed)
+        placed.append((p["x"], p["y"]))
+        ax.annotate(p["label"], (p["x"], p["y"]), xytext=(5, 4 - 10 * near), textcoords="offset points",
+                    fontsize=7.5, color="#1f2937" if p["front"] else "#6b7280")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.margins(x=0.15, y=0.15)

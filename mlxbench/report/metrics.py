@@ -34,6 +34,9 @@ LABELS = {
     "disk_size_bytes": "Disk Size (MB)",
     "quantized_disk_size_bytes": "Quantized Size (MB)",
     "peak_load_rss_bytes": "Peak Load RSS (MB)",
+    "peak_load_memory_bytes": "Peak Load Memory (MB)",
+    "compression_ratio": "Compression (×)",
+    "gflop_per_s": "GFLOP/s",
     "flops_per_step": "GFLOP/step",
     "trainable_params": "Trainable Params",
     "total_params": "Total Params",
@@ -50,7 +53,7 @@ RATE_TIMINGS = {
 }
 # Figures whose name has no unit suffix but whose direction is still clear.
 LOWER_IS_BETTER = {"kl_divergence"}
-HIGHER_IS_BETTER = {"top1_agreement"}
+HIGHER_IS_BETTER = {"top1_agreement", "compression_ratio"}
 
 
 def label(metric: str) -> str:

@@ -20,7 +20,7 @@ WORKLOAD_COLUMNS = {
     "generate": ("peak_memory_bytes", "decode_tokens_per_s", "prefill_tokens_per_s", "ttft_s",
                  "model_size_bytes", "bits_per_weight", "kl_divergence"),
     "load": ("load_time_s", "quantize_time_s", "disk_size_bytes", "quantized_disk_size_bytes",
-             "peak_load_rss_bytes"),
+             "compression_ratio", "peak_load_rss_bytes", "peak_load_memory_bytes"),
 }
 GENERIC_COLUMNS = ("peak_memory_bytes", "step_time_s")
 # Memory figures every record has; a generic table shows the peak and leaves these out.
