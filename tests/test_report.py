@@ -241,6 +241,13 @@ def test_profile_page_has_an_inline_svg_timeline_and_a_row_per_phase():
     assert "peak MLX memory 50.0 MB" in page.text
 
 
+def test_profile_page_rebuilds_the_command_from_script_and_arguments():
+    profile = {**_profile(), "command": None, "argv": ["--steps", "3"], "exit_status": 0, "peak_phase": "step"}
+    page = Page(report_html.render_profile(profile))
+    assert "mlxbench profile -- python train.py --steps 3" in page.text
+    assert "peak during step" in page.text
+
+
 # --- the command ---------------------------------------------------------------------------------
 
 def test_report_writes_reports_suite_run_html_by_default_and_prints_the_path(run_dir, tmp_path, monkeypatch,

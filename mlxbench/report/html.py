@@ -37,7 +37,8 @@ def _mb(value) -> str:
 def render_profile(profile: dict) -> str:
     """The page of ``mlxbench profile``: the memory timeline with phases shaded and a phase table.
 
-    ``profile`` = {"timeline", "peak_bytes", "peak_rss_bytes", "env", "script", "command"}.
+    ``profile`` = {"timeline", "peak_bytes", "peak_rss_bytes", "env", "script", "command"}, and
+    optionally what ``mlxbench profile`` adds: "argv", "exit_status", "peak_phase", "leak".
     """
     timeline = profile.get("timeline") or {}
     t = timeline.get("t") or []
@@ -47,10 +48,19 @@ def render_profile(profile: dict) -> str:
          "active": _mb(p["peak_active_bytes"]), "rss": _mb(p["peak_rss_bytes"])}
         for p in tables.phase_summary(timeline)
     ]
+    script = profile.get("script") or "script"
+    command = profile.get("command") or " ".join(
+        ["mlxbench", "profile", "--", "python", shlex.quote(str(script)),
+         *(shlex.quote(str(a)) for a in profile.get("argv") or [])])
+    leak = profile.get("leak") or {}
     return _render(
         "profile.html.j2",
-        script=profile.get("script") or "script",
-        command=profile.get("command") or "",
+        script=script,
+        command=command,
+        peak_phase=profile.get("peak_phase"),
+        exit_status=profile.get("exit_status"),
+        leaking=bool(leak.get("leaking")),
+        leak_slope=leak.get("slope_bytes_per_step"),
         peak_mb=_mb(profile.get("peak_bytes")),
         peak_rss_mb=_mb(profile.get("peak_rss_bytes")),
         duration=m.number(t[-1] if t else 0.0),
