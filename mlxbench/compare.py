@@ -10,7 +10,6 @@ decides. Exit status 1 when any significant change is a regression, 0 otherwise,
 from __future__ import annotations
 
 import json
-import math
 import sys
 
 from mlxbench import stats
@@ -36,7 +35,7 @@ def compare_metric(metric: str, base_figures: dict, new_figures: dict, threshold
     if base is None or new is None:
         return None
     change = stats.relative_change(new, base)
-    ratio = new / base if base else (1.0 if new == base else math.inf)
+    ratio = new / base if base else (1.0 if new == base else None)  # None: from zero, no ratio
     base_samples, new_samples = samples_for(metric, base_figures), samples_for(metric, new_figures)
     p = stats.mann_whitney_p(base_samples, new_samples) if base_samples and new_samples else None
     big = change is not None and abs(change) > threshold or (base == 0 and new != 0)

@@ -135,7 +135,7 @@ def timelines_chart(table: tables.Table) -> Markup | None:
     return Markup(charts.timelines_svg(series)) if series else None
 
 
-def sweep_charts(run, table_list: list[tables.Table]) -> list[dict]:
+def sweep_charts(table_list: list[tables.Table]) -> list[dict]:
     """For each numeric swept axis with 2+ values: the time headline and peak memory against it."""
     if len(table_list) < 2:
         return []
@@ -216,7 +216,7 @@ def render_run(run, comparison: dict | None = None, compare_label: str = "") -> 
         counts=_counts(run.records),
         sections=sections,
         meanings=meanings,
-        sweep_charts=sweep_charts(run, table_list),
+        sweep_charts=sweep_charts(table_list),
         pareto=pareto_chart(table_list) if table_list else None,
         pareto_caption=" against ".join(_labels(table_list[0], _memory_metric(table_list[0]),
                                                 _time_metric(table_list[0]))) if table_list else "",
