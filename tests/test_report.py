@@ -258,6 +258,14 @@ def test_report_writes_reports_suite_run_html_by_default_and_prints_the_path(run
     assert capsys.readouterr().out.strip() == str(out) and out.exists()
 
 
+def test_write_html_renders_the_report_the_runner_asks_for(run_dir, tmp_path, monkeypatch):
+    from mlxbench.report.cli import write_html
+
+    monkeypatch.chdir(tmp_path)
+    path = write_html(run_dir)
+    assert path == Path("reports/training-memory-20261124-100000.html") and "Savings" in path.read_text()
+
+
 def test_markdown_format_is_a_table_per_sweep_point_with_failed_rows(run_dir, capsys):
     assert cli_main(["report", str(run_dir), "--format", "md"]) == 0
     out = capsys.readouterr().out
