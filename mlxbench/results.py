@@ -81,3 +81,11 @@ def write_suite(run_dir: str | Path, suite: dict) -> None:
 
     text = yaml.safe_dump(suite, sort_keys=False, allow_unicode=True)
     (Path(run_dir) / SUITE).write_text(text, encoding="utf-8")
+
+
+def read_suite(run_dir: str | Path) -> dict:
+    """The suite as the run stored it (``suite.yaml``), or {} when it has none."""
+    import yaml
+
+    path = Path(run_dir) / SUITE
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.exists() else {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -91,7 +92,10 @@ def open_run_dir(suite: Suite, out: str, resume: str | None) -> Path:
         other = {r.get("suite") for r in results.read_records(run_dir)} - {suite.name}
         if other:
             raise UserError(f"{resume}: --resume: expected a run of suite {suite.name!r}, got one of {sorted(other)[0]!r}")
-    results.write_suite(run_dir, suite.to_dict())
+    # The command that made the run (the report's "reproduce" line); a resume keeps the first one.
+    command = results.read_suite(run_dir).get("command") if resume else None
+    command = command or shlex.join(["mlxbench", *sys.argv[1:]])
+    results.write_suite(run_dir, {**suite.to_dict(), "command": command})
     return run_dir
 
 

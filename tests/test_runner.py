@@ -254,3 +254,10 @@ def test_runner_killed_mid_run_leaves_valid_records_and_resume_completes_each_ca
     ids = [r["case_id"] for r in records]
     assert len(ids) == len(set(ids)) == 4
     assert all(r["status"] == "ok" for r in records)
+
+
+def test_run_dir_keeps_the_command_that_made_it_for_the_report(runs):
+    _, run_dir = runs["grid"]
+    command = results.read_suite(run_dir)["command"]
+    assert command.startswith("mlxbench run tests/fixtures/grid.yaml")
+    assert "--no-calibrate" in command
