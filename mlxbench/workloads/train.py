@@ -141,7 +141,6 @@ class Train(Workload):
             checkpoint_layers(self.net)
         self.net.train()
         self.optimizer = OPTIMIZERS[p["optimizer"]](learning_rate=p["learning_rate"])
-        self.optimizer.init(self.net.trainable_parameters())
 
         if p["data"] is None:
             self.batches = data.random_batches(self.config["vocab_size"], p["batch_size"],
@@ -149,7 +148,7 @@ class Train(Workload):
         else:
             self.batches = data.file_batches(p["data"], p["model"], self.config["vocab_size"],
                                              p["batch_size"], p["seq_length"])
-        mx.eval(self.batches, self.optimizer.state)
+        mx.eval(self.batches)
         self.micro_batch_size = p["micro_batch_size"] or p["batch_size"]
         self.steps_done = 0
         self.first_step: dict[str, float] | None = None
@@ -160,14 +159,15 @@ class Train(Workload):
         batch_tokens = self.p["batch_size"] * self.p["seq_length"]
         loss_and_grad = nn.value_and_grad(net, partial(token_loss, batch_tokens=batch_tokens))
 
-        def accumulate(inputs, targets, grads):
-            loss, new = loss_and_grad(net, inputs, targets)
+        def accumulate(samples, grads):
+            # Slicing inside the (compiled) graph, as mlx-lm's loss does: one input array.
+            loss, new = loss_and_grad(net, samples[:, :-1], samples[:, 1:])
             return loss, new if grads is None else tree_map(mx.add, grads, new)
 
-        def accumulate_and_update(inputs, targets, grads):
+        def accumulate_and_update(samples, grads):
             # The last micro-batch and the update are one graph, as in mlx-lm's trainer,
             # so gradients can be consumed by the update as they are produced.
-            loss, grads = accumulate(inputs, targets, grads)
+            loss, grads = accumulate(samples, grads)
             norm = global_norm(grads)
             optimizer.update(net, grads)
             return loss, norm
@@ -187,14 +187,12 @@ class Train(Workload):
         loss, grads = mx.array(0.0), None
         starts = range(0, batch.shape[0], micro)
         for index, start in enumerate(starts[:-1]):
-            samples = batch[start:start + micro]
-            part, grads = self._accumulate(samples[:, :-1], samples[:, 1:], grads)
+            part, grads = self._accumulate(batch[start:start + micro], grads)
             loss = loss + part
             if interval is not None and (index + 1) % interval == 0:
                 # Without this, every micro-batch's activations can be alive in one graph.
                 mx.eval(loss, grads)
-        samples = batch[starts[-1]:]
-        part, grad_norm = self._accumulate_and_update(samples[:, :-1], samples[:, 1:], grads)
+        part, grad_norm = self._accumulate_and_update(batch[starts[-1]:], grads)
         loss = loss + part
         mx.eval(loss, grad_norm, self.net.state, self.optimizer.state)
         self.steps_done += 1
