@@ -175,9 +175,9 @@ def test_defaults_are_valid_on_tiny():
 
 
 @pytest.mark.parametrize("key, value, expected", [
-    ("quantization", 7, "expected one of 2, 3, 4, 5, 6, 8, got 7"),
+    ("quantization", 7, "expected one of 2, 3, 4, 5, 6, 8 or null, got 7"),
     ("group_size", 48, "expected one of 32, 64, 128, got 48"),
-    ("kv_bits", 2, "expected one of 4, 8, got 2"),
+    ("kv_bits", 2, "expected one of 4, 8 or null, got 2"),
     ("kv_group_size", 16, "expected one of 32, 64, 128, got 16"),
     ("dtype", "float64", "expected one of 'float32', 'bfloat16', 'float16', got 'float64'"),
     ("prefill_step_size", 0, "expected a positive integer, got 0"),

@@ -125,9 +125,9 @@ def test_defaults_are_valid_on_tiny():
 
 
 @pytest.mark.parametrize("key, value, expected", [
-    ("quantization", 7, "expected one of 2, 3, 4, 5, 6, 8, got 7"),
+    ("quantization", 7, "expected one of 2, 3, 4, 5, 6, 8 or null, got 7"),
     ("group_size", 100, "expected one of 32, 64, 128, got 100"),
-    ("dtype", "int8", "expected one of 'float32', 'bfloat16', 'float16', got 'int8'"),
+    ("dtype", "int8", "expected one of 'float32', 'bfloat16', 'float16' or null, got 'int8'"),
 ])
 def test_out_of_range_parameter_is_rejected(key, value, expected):
     assert errors(**{key: value}) == {key: expected}
