@@ -176,10 +176,12 @@ class Train(Workload):
             # Parameters and optimizer state are graph inputs and outputs, not constants baked
             # into the graph: as in mlx-lm's trainer. value_and_grad swaps the model's parameters
             # for traced ones, so even the forward/backward must name them as outputs.
+            # Two separate graphs: the update's graph inlines the plain accumulate, not a compiled one.
             state = [net.state, optimizer.state]
-            accumulate_and_update = mx.compile(accumulate_and_update, inputs=state, outputs=state)
-            accumulate = mx.compile(accumulate, inputs=state, outputs=state)
-        self._accumulate, self._accumulate_and_update = accumulate, accumulate_and_update
+            self._accumulate = mx.compile(accumulate, inputs=state, outputs=state)
+            self._accumulate_and_update = mx.compile(accumulate_and_update, inputs=state, outputs=state)
+        else:
+            self._accumulate, self._accumulate_and_update = accumulate, accumulate_and_update
 
     def step(self) -> dict[str, float]:
         batch = self.batches[self.steps_done % self.batches.shape[0]]
