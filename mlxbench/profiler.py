@@ -71,6 +71,35 @@ def process_peak_rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # macOS counts bytes, Linux KiB
 
 
+class CpuContention:
+    """The share of the machine's CPU that other processes used between ``start()`` and ``share()``.
+
+    Multithreaded BLAS slows down many-fold when another process takes a core (its
+    threads wait on each other at every barrier), so a timing taken on a busy machine
+    must say so. Measured: the machine's busy CPU time minus this process's own.
+    """
+
+    def start(self) -> "CpuContention":
+        self._machine, self._own = self._busy_s()
+        self._t0 = time.perf_counter()
+        return self
+
+    @staticmethod
+    def _busy_s() -> tuple[float, float]:
+        machine = psutil.cpu_times()
+        idle = {"idle", "iowait", "guest", "guest_nice"}  # guest time is already counted in user
+        busy = sum(v for k, v in machine._asdict().items() if k not in idle)
+        own = psutil.Process().cpu_times()
+        return busy, own.user + own.system
+
+    def share(self) -> float:
+        """Other processes' CPU time over the machine's capacity in the interval (0..1)."""
+        machine, own = self._busy_s()
+        capacity = (time.perf_counter() - self._t0) * (psutil.cpu_count() or 1)
+        other = (machine - self._machine) - (own - self._own)
+        return round(min(1.0, max(0.0, other / capacity)), 3) if capacity > 0 else 0.0
+
+
 _running: list["MemorySampler"] = []  # samplers now sampling, for the module-level phase()
 _running_lock = threading.Lock()
 

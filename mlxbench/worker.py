@@ -81,6 +81,7 @@ def measure(case: Case, outcome: dict, isolated: bool) -> None:
                 wl.step()
             mx.reset_peak_memory()
             sampler.phase(wl.timed_phase)
+            contention = profiler.CpuContention().start()
             for _ in range(case.repeat):
                 start = time.perf_counter()
                 extra = wl.step()
@@ -91,11 +92,13 @@ def measure(case: Case, outcome: dict, isolated: bool) -> None:
                 active_after_step.append(mx.get_active_memory())
             peak = mx.get_peak_memory()
             active, cache = mx.get_active_memory(), mx.get_cache_memory()
+            other_cpu = contention.share()
         timed = {name: stats.summarize(values) for name, values in samples.items() if values}
         outcome["metrics"] = {
             **timed,
             "peak_memory_bytes": peak, "active_memory_bytes": active, "cache_memory_bytes": cache,
             "peak_rss_bytes": _peak_rss(sampler, isolated),
+            "other_processes_cpu_share": other_cpu,
             **wl.metrics(timed),
         }
         outcome["leak"] = profiler.leak_check(active_after_step)

@@ -307,3 +307,26 @@ def test_process_peak_rss_covers_every_sampled_rss():
     # Linux batches per-thread RSS counters (up to 64 pages each), so the two
     # counts can differ by a few hundred KiB; a missed 16 MiB spike would not.
     assert process_peak_rss_bytes() >= sampler.peak_rss_bytes - MiB
+
+
+def test_cpu_contention_sees_other_processes_burning_the_cpu():
+    import subprocess
+    import sys
+
+    from mlxbench.profiler import CpuContention
+
+    burn = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"
+    contention = CpuContention().start()
+    burners = [subprocess.Popen([sys.executable, "-c", burn]) for _ in range(2)]
+    for proc in burners:
+        proc.wait()
+    assert contention.share() >= 0.3
+
+
+def test_progress_line_warns_when_the_machine_was_busy():
+    from mlxbench.progress import headline
+
+    record = {"status": "ok", "metrics": {"step_time_s": 0.5, "other_processes_cpu_share": 0.6}}
+    assert "BUSY MACHINE" in headline(record, ("step_time_s",))
+    record["metrics"]["other_processes_cpu_share"] = 0.01
+    assert "BUSY MACHINE" not in headline(record, ("step_time_s",))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 
 MB = 1e6
+# Other processes' share of the CPU while a case was timed, above which its timings are suspect.
+BUSY_MACHINE_SHARE = 0.15
 
 LABELS = {
     "peak_memory_bytes": "Peak Memory (MB)",
@@ -28,6 +30,7 @@ LABELS = {
     "model_size_bytes": "Model Size (MB)",
     "bits_per_weight": "Bits/Weight",
     "kl_divergence": "KL vs Baseline",
+    "other_processes_cpu_share": "Other Processes' CPU Share",
     "top1_agreement": "Top-1 Agreement",
     "load_time_s": "Load Time (s)",
     "quantize_time_s": "Quantize Time (s)",

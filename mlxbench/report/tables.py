@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from mlxbench.report import metrics as m
+from mlxbench.report.metrics import BUSY_MACHINE_SHARE
 from mlxbench.stats import relative_change
 
 # Columns per workload, in order; a column shows only if some record has the figure.
@@ -83,6 +84,7 @@ class Row:
     mismatches: list[str] = field(default_factory=list)
     leaking: bool = False
     leak_slope_bytes_per_step: float | None = None
+    busy_cpu_share: float | None = None  # other processes' CPU share while timing, when suspect
     colour_index: int = 0
     record: dict | None = None
 
@@ -213,6 +215,8 @@ def row_for(record: dict | None, variant: str, columns: list[Column]) -> Row:
     if leak.get("leaking"):
         row.leaking = True
         row.leak_slope_bytes_per_step = leak.get("slope_bytes_per_step")
+    if (busy := figures.get("other_processes_cpu_share") or 0) >= BUSY_MACHINE_SHARE:
+        row.busy_cpu_share = busy
     return row
 
 
