@@ -176,12 +176,21 @@ def check_kv_quantization(model: str, kv_bits: int, kv_group_size: int) -> str |
 
 def quantization_errors(model: str, bits: int | None, group_size: int) -> list[tuple[str, str]]:
     """(key, message) pairs for a ``quantization``/``group_size`` pair ``model`` cannot take."""
-    if bits is None or (problem := models.check_quantization(model, bits, group_size)) is None:
+    if bits is None or (problem := models.quantization_problem(model, bits, group_size)) is None:
         return []
-    key, _, message = problem.partition(": ")
-    if key == "group_size":
-        return [("group_size", message)]
-    return [("quantization", message if key == "bits" else problem)]
+    field, message = problem
+    if field == "model":
+        return [("quantization", message)]
+    return [("quantization" if field == "bits" else field, message)]
+
+
+# Shared by the workloads that quantize a whole model (generate, load).
+QUANTIZATION_PARAMS = (
+    Param("quantization", int, None, nullable=True, choices=models.QUANT_BITS,
+          help="null: the model as built; bits: quantize its weights with MLX's affine quantization"),
+    Param("group_size", int, 64, choices=models.QUANT_GROUP_SIZES,
+          help="weights sharing one scale and bias when quantized"),
+)
 
 
 @register
@@ -194,10 +203,7 @@ class Generate(Workload):
         Param("generation_tokens", int, 128, minimum=2,
               help="tokens decoded per sequence, end-of-sequence ignored (at least 2: one after the first)"),
         Param("batch_size", int, 1, minimum=1, help="sequences generated together"),
-        Param("quantization", int, None, nullable=True, choices=models.QUANT_BITS,
-              help="null: the model as built; bits: quantize its weights with MLX's affine quantization"),
-        Param("group_size", int, 64, choices=models.QUANT_GROUP_SIZES,
-              help="weights sharing one scale and bias when quantized"),
+        *QUANTIZATION_PARAMS,
         Param("kv_bits", int, None, nullable=True, choices=KV_BITS,
               help="null: full-precision KV cache; bits: mlx-lm's quantized KV cache from the first token"),
         Param("kv_group_size", int, 64, choices=models.QUANT_GROUP_SIZES,

@@ -21,7 +21,7 @@ import mlx.core as mx
 from mlxbench import models
 from mlxbench.profiler import MemorySampler
 from mlxbench.workloads.base import Param, Workload, register
-from mlxbench.workloads.generate import quantization_errors
+from mlxbench.workloads.generate import QUANTIZATION_PARAMS, quantization_errors
 
 # Fine enough to catch the peak of a load that takes tens of milliseconds.
 RSS_SAMPLE_INTERVAL_S = 0.001
@@ -49,10 +49,7 @@ class Load(Workload):
     description = "Load a model from safetensors and quantize it: time, peak memory, size on disk"
     params = (
         Param("model", str, "small", help=f"{models.describe_choices()} (config.json + safetensors)"),
-        Param("quantization", int, None, nullable=True, choices=models.QUANT_BITS,
-              help="null: load only; bits: also quantize the loaded model (MLX affine)"),
-        Param("group_size", int, 64, choices=models.QUANT_GROUP_SIZES,
-              help="weights sharing one scale and bias when quantized"),
+        *QUANTIZATION_PARAMS,
         Param("dtype", str, None, nullable=True, choices=tuple(models.DTYPES),
               help="dtype a preset is written in (null: float32); null for a local directory, "
                    "which loads in the dtype it was saved in"),
