@@ -98,6 +98,70 @@ def measure_mlxbench(args) -> list[float]:
     return rates
 
 
+def in_process(args) -> int:
+    """mlx-lm's trainer step and mlxbench's, alternating step by step in one process.
+
+    Separates the step's own speed from process-to-process spread: mlx-lm's step is
+    rebuilt here the way its trainer builds it (value_and_grad of its default_loss, one
+    graph compiled over model, optimizer and random state), since its train() loop cannot
+    be interleaved with another.
+    """
+    from functools import partial
+
+    import mlx.core as mx
+    import mlx.nn as nn
+    import mlx.optimizers as optim
+    import numpy as np
+    from mlx_lm.tuner.trainer import default_loss
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    from mlxbench import data, models
+    from mlxbench.workloads.train import Train
+
+    if args.gc:
+        sys.exit("--in-process compares the step without gradient checkpointing only")
+    net, config = models.build(args.model, seed=0, dtype="float32")
+    net.freeze()
+    linear_to_lora_layers(net, args.lora_layers, {"rank": args.lora_rank, "scale": 20.0, "dropout": 0.0})
+    net.train()
+    optimizer = optim.Adam(learning_rate=1e-5)
+    loss_and_grad = nn.value_and_grad(net, default_loss)
+    state = [net.state, optimizer.state, mx.random.state]
+
+    @partial(mx.compile, inputs=state, outputs=state)
+    def mlx_lm_step(batch, lengths):
+        (loss, tokens), grads = loss_and_grad(net, batch, lengths)
+        optimizer.update(net, grads)
+        return loss, tokens
+
+    batches = np.array(data.random_batches(config["vocab_size"], args.batch_size, args.seq_length, seed=0))
+    lengths = mx.array([[0, args.seq_length + 1]] * args.batch_size)
+
+    def theirs(i):
+        loss, tokens = mlx_lm_step(mx.array(batches[i % len(batches)]), lengths)
+        mx.eval(state, loss, tokens)
+
+    params = {**Train.defaults(), "model": args.model, "batch_size": args.batch_size,
+              "seq_length": args.seq_length,
+              "lora": {"rank": args.lora_rank, "layers": args.lora_layers, "scale": 20.0}}
+    workload = Train(params, seed=0)
+    workload.setup()
+    sides = {"mlx-lm": theirs, "mlxbench": lambda i: workload.step()}
+    rates = {name: [] for name in sides}
+    for i in range(args.warmup):
+        for step in sides.values():
+            step(i)
+    for i in range(args.steps * args.rounds):
+        for name, step in (sides.items() if i % 2 == 0 else reversed(sides.items())):
+            start = time.perf_counter()
+            step(i)
+            rates[name].append(args.batch_size * args.seq_length / (time.perf_counter() - start))
+    ours, theirs_ = statistics.median(rates["mlxbench"]), statistics.median(rates["mlx-lm"])
+    print(f"in one process, steps alternating ({len(rates['mlxbench'])} each): mlxbench {ours:.1f} tokens/s, "
+          f"mlx-lm's step {theirs_:.1f} tokens/s, ratio {ours / theirs_:.3f}")
+    return 0
+
+
 def child(args) -> None:
     from mlxbench import blas
 
@@ -159,13 +223,19 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per measurement")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--tolerance", type=float, default=0.05, help="relative slack for noise")
+    parser.add_argument("--in-process", action="store_true",
+                        help="also alternate both steps in one process (no GC), to separate the "
+                             "step's speed from process-to-process spread")
     parser.add_argument("--gc", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
         child(args)
         return 0
-    return compare(args)
+    status = compare(args)
+    if args.in_process:
+        in_process(args)
+    return status
 
 
 if __name__ == "__main__":
