@@ -16,7 +16,8 @@ from mlxbench import stats
 from mlxbench.errors import UserError
 from mlxbench.report import metrics as m
 from mlxbench.report.source import load_run
-from mlxbench.report.tables import latest_by_case, reason_of, sweep_title
+from mlxbench.report.tables import reason_of, sweep_title
+from mlxbench.results import latest_by_case
 
 DEFAULT_THRESHOLD_PCT = 5.0
 SIGNIFICANCE_P = 0.01

@@ -28,13 +28,11 @@ from pathlib import Path
 import pytest
 
 from mlxbench.device import choose as choose_device
-from mlxbench.device import device_fallback  # noqa: F401  (part of the plugin's API)
 from mlxbench.errors import UserError
 
 MEMORY_FIGURES = ("peak_memory_bytes", "active_memory_bytes", "peak_rss_bytes")
 DEFAULT_THRESHOLD_PCT = 10.0
 SAMPLE_INTERVAL_S = 0.01
-_DEVICE_NOTES: list[str] = []
 
 
 class BenchmarkMemory:
@@ -143,7 +141,7 @@ def pytest_configure(config):
     baseline = config.getoption("mlx_memory_baseline")
     config._mlxbench_baseline = _baseline_figures(baseline) if baseline else None
     config._mlxbench_regressions = []
-    _DEVICE_NOTES[:] = choose_device()
+    choose_device()  # before any benchmark: may move MLX to its CPU device
 
 
 def pytest_report_header(config):
@@ -152,7 +150,7 @@ def pytest_report_header(config):
     mlx = env.mlx_device()
     lines = [f"mlxbench: MLX {mlx['version']} on {mlx['device']} ({mlx['backend']} backend), "
              f"BLAS {blas.load().name}"]
-    return lines + [f"mlxbench: {note}" for note in _DEVICE_NOTES]
+    return lines + [f"mlxbench: {note}" for note in choose_device()]
 
 
 @pytest.hookimpl(hookwrapper=True)

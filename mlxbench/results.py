@@ -84,8 +84,18 @@ def write_suite(run_dir: str | Path, suite: dict) -> None:
 
 
 def read_suite(run_dir: str | Path) -> dict:
-    """The suite as the run stored it (``suite.yaml``), or {} when it has none."""
+    """The suite as the run stored it (``suite.yaml``), or {} when it has none; UserError if unreadable."""
     import yaml
 
+    from mlxbench.errors import UserError
+
     path = Path(run_dir) / SUITE
-    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        suite = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: expected YAML, got {str(err).splitlines()[0]}") from err
+    if not isinstance(suite, dict):
+        raise UserError(f"{path}: expected a mapping, got {type(suite).__name__}")
+    return suite

@@ -14,6 +14,7 @@ from markupsafe import Markup
 import mlxbench
 from mlxbench.report import charts, tables
 from mlxbench.report import metrics as m
+from mlxbench.results import latest_by_case
 from mlxbench.stats import UNSTABLE_SPREAD
 
 _ENV = jinja2.Environment(
@@ -189,7 +190,7 @@ def pareto_chart(table_list: list[tables.Table]) -> Markup | None:
 
 
 def _counts(records: list[dict]) -> dict:
-    latest = tables.latest_by_case(records)
+    latest = latest_by_case(records)
     timed = [v for r in latest for v in (r.get("metrics") or {}).values() if isinstance(v, dict)]
     return {
         "cases": len(latest),

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from mlxbench import results
 from mlxbench.errors import UserError
 
@@ -43,18 +41,4 @@ def load_run(path: str | Path) -> Run:
     records = results.read_records(path)
     if not records:
         raise UserError(f"{path / results.RECORDS}: expected at least one record, got none")
-    return Run(path, records, results.read_env(path), read_suite(path))
-
-
-def read_suite(run_dir: Path) -> dict:
-    """The resolved suite the run stored, or {} when it has none."""
-    path = run_dir / results.SUITE
-    if not path.exists():
-        return {}
-    try:
-        suite = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: expected YAML, got {str(err).splitlines()[0]}") from err
-    if not isinstance(suite, dict):
-        raise UserError(f"{path}: expected a mapping, got {type(suite).__name__}")
-    return suite
+    return Run(path, records, results.read_env(path), results.read_suite(path))

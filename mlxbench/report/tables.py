@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from mlxbench.report import metrics as m
+from mlxbench.results import latest_by_case
 from mlxbench.report.metrics import BUSY_MACHINE_SHARE
 from mlxbench.stats import relative_change
 
@@ -104,15 +105,6 @@ class Table:
     @property
     def title(self) -> str:
         return sweep_title(self.sweep)
-
-
-def latest_by_case(records: list[dict]) -> list[dict]:
-    """One record per case_id, the last written (a case re-run on resume replaces its first try)."""
-    try:
-        from mlxbench.results import latest_by_case as shared
-    except ImportError:
-        return list({r.get("case_id"): r for r in records}.values())
-    return shared(records)
 
 
 def sweep_title(sweep: dict) -> str:

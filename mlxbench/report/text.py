@@ -7,6 +7,7 @@ import io
 
 from mlxbench.report import tables
 from mlxbench.report.metrics import value_of
+from mlxbench.results import latest_by_case
 from mlxbench.stats import UNSTABLE_SPREAD
 
 
@@ -57,7 +58,7 @@ def to_markdown(run) -> str:
 
 def to_csv(run) -> str:
     """One row per case: identity, sweep point, status, and every metric (timings as median, p10, p90)."""
-    records = tables.latest_by_case(run.records)
+    records = latest_by_case(run.records)
     axes = list(dict.fromkeys(k for r in records for k in (r.get("sweep") or {})))
     columns: list[str] = []
     for r in records:
