@@ -57,6 +57,15 @@ def read_env(run_dir: str | Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
+def blank_outcome(started_at: str) -> dict:
+    """What a case hands back before anything is known: status ok, no figures, no error yet.
+
+    The worker fills it in; the runner fills one in for a worker that died without one.
+    """
+    return {"status": "ok", "error": None, "metrics": None, "memory_timeline": None, "leak": None,
+            "equivalence_values": None, "started_at": started_at, "duration_s": None}
+
+
 def latest_by_case(records: list[dict]) -> list[dict]:
     """One record per case_id, the last one written, in the order cases first appeared.
 

@@ -261,9 +261,8 @@ def _run_worker(case: Case, work: Path, log_path: Path, tick) -> dict:
                                       f"{free_fraction:.0%} of its memory free (out of memory)")
     else:
         status, message = "error", f"worker exited with status {proc.returncode} without an outcome"
-    return {"status": status, "error": {"message": message, "traceback": tail}, "metrics": None,
-            "memory_timeline": None, "leak": None, "equivalence_values": None,
-            "started_at": started_at, "duration_s": duration}
+    return {**results.blank_outcome(started_at), "status": status,
+            "error": {"message": message, "traceback": tail}, "duration_s": duration}
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import mlxbench  # noqa: F401  (loads the optimized BLAS before mlx.core)
 import mlx.core as mx
 
-from mlxbench import device, profiler, stats
+from mlxbench import device, profiler, results, stats
 from mlxbench.suite import Case, workload_class
 
 TIMELINE_POINTS = 2000
@@ -123,9 +123,7 @@ def run_case(case: Case, isolated: bool = False) -> dict:
     ``isolated``: this process runs nothing else (a worker), so its own peak RSS is the case's.
     Keys: status, error, metrics, memory_timeline, leak, equivalence_values, started_at, duration_s.
     """
-    outcome = {"status": "ok", "error": None, "metrics": None, "memory_timeline": None, "leak": None,
-               "equivalence_values": None,
-               "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    outcome = results.blank_outcome(datetime.now(timezone.utc).isoformat(timespec="seconds"))
     start = time.perf_counter()
     device.choose()  # the same device env.json reports: CPU where the GPU is virtual
     try:
