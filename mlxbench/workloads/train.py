@@ -224,11 +224,10 @@ class Train(Workload):
 def _check_lora(lora: dict, config: dict) -> list[tuple[str, str]]:
     errors = [(f"lora.{k}", f"expected one of the keys {', '.join(LORA_KEYS)}, got unknown key {k!r}")
               for k in lora if k not in LORA_KEYS]
-    rank, scale, layers = lora.get("rank", 8), lora.get("scale", 20.0), lora.get("layers")
-    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
-        errors.append(("lora.rank", f"expected a positive integer, got {rank!r}"))
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool):
-        errors.append(("lora.scale", f"expected a number, got {scale!r}"))
+    for key, rule in (("rank", Param("rank", int, minimum=1)), ("scale", Param("scale", float))):
+        if (problem := rule.check(lora.get(key, LORA_KEYS[key]))) is not None:
+            errors.append((f"lora.{key}", problem))
+    layers = lora.get("layers")
     depth = config["num_hidden_layers"]
     if layers is not None and (not isinstance(layers, int) or isinstance(layers, bool)
                                or not 1 <= layers <= depth):
