@@ -140,7 +140,7 @@ def capture(calibrate: bool = True) -> dict:
         "mlxbench": {"version": mlxbench.__version__, "git_sha": git_sha()},
         "hostname": platform.node(),
         "captured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "notes": notes + blas.load().notes,
+        "notes": notes,
     }
     env["env_id"] = env_id(env)
     if calibrate:
@@ -156,6 +156,11 @@ def env_id(env: dict) -> str:
     """A short stable id of the machine + software stack."""
     identity = {k: env[k] for k in IDENTITY_FIELDS if k in env}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def all_notes(env: dict) -> list[str]:
+    """What the environment says of itself: why a device was chosen, how the BLAS was loaded."""
+    return [*(env.get("notes") or []), *((env.get("blas") or {}).get("notes") or [])]
 
 
 def format_text(env: dict) -> str:
@@ -175,7 +180,7 @@ def format_text(env: dict) -> str:
         f"mlxbench        {env['mlxbench']['version']} (git {env['mlxbench']['git_sha'] or 'n/a'})",
         f"env id          {env['env_id']}",
     ]
-    lines += [f"Note            {note}" for note in env.get("notes", [])]
+    lines += [f"Note            {note}" for note in all_notes(env)]
     if cal := env.get("calibration"):
         lines += [
             "Calibration (measured now):",

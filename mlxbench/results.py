@@ -20,8 +20,6 @@ RECORDS = "records.jsonl"
 ENV = "env.json"
 SUITE = "suite.yaml"
 
-STATUSES = ("ok", "error", "oom", "timeout", "skipped")
-
 
 def append_record(run_dir: str | Path, record: dict) -> None:
     """Append one record as a single line and flush it to disk before returning."""

@@ -465,3 +465,12 @@ def test_compare_against_a_copy_with_peak_memory_doubled_exits_1_naming_it(smoke
     result = _mlxbench("compare", smoke_run, copy_dir, cwd=tmp_path)
     assert result.returncode == 1
     assert "significant regressions: peak_memory_bytes" in result.stdout
+
+
+def test_environment_rows_show_why_the_device_and_blas_were_chosen():
+    from mlxbench.report.tables import env_rows
+
+    env = {"notes": ["no Metal device: measuring on MLX's CPU device"],
+           "blas": {"name": "reference BLAS", "notes": ["MLXBENCH_BLAS=bundled: optimized BLAS not loaded"]}}
+    notes = [value for label, value in env_rows(env) if label == "Note"]
+    assert notes == env["notes"] + env["blas"]["notes"]

@@ -11,6 +11,7 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
+from mlxbench.env import all_notes
 from mlxbench.report import metrics as m
 from mlxbench.results import latest_by_case
 from mlxbench.report.metrics import BUSY_MACHINE_SHARE
@@ -315,6 +316,7 @@ def env_rows(env: dict) -> list[tuple[str, str]]:
     if calibration.get("matmul_fp32_gflops") is not None:
         rows.append(("Calibration", f"{calibration['matmul_fp32_gflops']} GFLOP/s fp32 matmul, "
                                     f"{calibration.get('memory_bandwidth_gbps', '?')} GB/s copy"))
+    rows += [("Note", note) for note in all_notes(env)]
     rows += [("Host", env.get("hostname") or "?"), ("Captured", env.get("captured_at") or "?"),
              ("Environment id", env.get("env_id") or "?")]
     return rows
