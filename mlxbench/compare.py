@@ -89,14 +89,15 @@ def compare_runs(base_records: list[dict], new_records: list[dict],
                 "sweep": sweep_title(r.get("sweep") or {}), "status": r.get("status")}
 
     cases = [compare_case(base[c], new[c], threshold) for c in base if c in new]
-    regressions = [{"case_id": c["case_id"], "variant": c["variant"], "sweep": c["sweep"], **x}
-                   for c in cases for x in c["metrics"] if x["verdict"] == "regression"]
-    improvements = [{"case_id": c["case_id"], "variant": c["variant"], "sweep": c["sweep"], **x}
-                    for c in cases for x in c["metrics"] if x["verdict"] == "improvement"]
+
+    def having(verdict: str) -> list[dict]:
+        return [{"case_id": c["case_id"], "variant": c["variant"], "sweep": c["sweep"], **x}
+                for c in cases for x in c["metrics"] if x["verdict"] == verdict]
+
     return {"threshold_pct": threshold_pct, "significance_p": SIGNIFICANCE_P, "cases": cases,
             "only_in_base": [brief(r) for c, r in base.items() if c not in new],
             "only_in_new": [brief(r) for c, r in new.items() if c not in base],
-            "regressions": regressions, "improvements": improvements}
+            "regressions": having("regression"), "improvements": having("improvement")}
 
 
 def exit_status(comparison: dict) -> int:
