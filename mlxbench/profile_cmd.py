@@ -10,8 +10,6 @@ holds the timeline, phases, MLX's exact peak and the peak RSS, and
 from __future__ import annotations
 
 import argparse
-import html
-import io
 import json
 import runpy
 import sys
@@ -106,61 +104,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def write_profile(out: Path, profile: dict) -> None:
-    """Write ``profile.json`` and ``profile.html`` into ``out``."""
+    """Write ``profile.json`` and ``profile.html`` (the report's profile page) into ``out``."""
+    from mlxbench.report.html import render_profile
+
     out.mkdir(parents=True, exist_ok=True)
     (out / "profile.json").write_text(json.dumps(profile, indent=1, default=str))
-    try:
-        from mlxbench.report.html import render_profile
-    except ImportError:  # the report package may not provide it (yet)
-        render_profile = render_profile_page
     (out / "profile.html").write_text(render_profile(profile))
-
-
-def render_profile_page(profile: dict) -> str:
-    """A small self-contained page: the timeline as inline SVG and the headline figures."""
-    rows = [
-        ("script", " ".join([profile.get("script", "")] + list(profile.get("argv", [])))),
-        ("exit status", profile.get("exit_status")),
-        ("MLX peak memory", f"{profile['peak_bytes'] / 2**20:.1f} MiB"),
-        ("peak RSS", f"{profile['peak_rss_bytes'] / 2**20:.1f} MiB"),
-        ("peak phase", profile.get("peak_phase")),
-        ("duration", f"{profile.get('duration_s', 0):.2f} s"),
-        ("samples every", f"{profile.get('interval_s', 0) * 1000:g} ms"),
-    ]
-    table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>mlxbench memory profile</title>"
-        "<style>body{font-family:sans-serif;margin:2em}th{text-align:left;padding-right:1em}</style>"
-        f"</head><body><h1>Memory profile</h1><table>{table}</table>{timeline_svg(profile['timeline'])}"
-        "</body></html>"
-    )
-
-
-def timeline_svg(timeline: dict) -> str:
-    """The memory timeline as an inline SVG, phases shaded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 3.5))
-    mib = 2**20
-    for key, label in (("active", "MLX active"), ("cache", "MLX cache"), ("rss", "process RSS")):
-        # Memory holds its value until the next sample: steps, not slopes.
-        ax.plot(timeline["t"], [v / mib for v in timeline[key]], label=label, linewidth=1,
-                drawstyle="steps-post")
-    end = timeline["t"][-1] if timeline["t"] else 0
-    phases = sorted(timeline["phases"], key=lambda p: p["start"])
-    for i, p in enumerate(phases):
-        stop = phases[i + 1]["start"] if i + 1 < len(phases) else end
-        ax.axvspan(p["start"], stop, alpha=0.08 + 0.06 * (i % 2), color="grey")
-        ax.annotate(p["name"], (p["start"], 1), xycoords=("data", "axes fraction"), va="top", fontsize=8)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("memory (MiB)")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg")
-    plt.close(fig)
-    svg = buffer.getvalue()
-    return svg[svg.index("<svg"):]  # drop the XML prolog: the SVG sits inside HTML

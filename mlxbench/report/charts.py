@@ -17,6 +17,8 @@ matplotlib.use("Agg")  # no display, no GUI toolkit: charts are rendered to stri
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from mlxbench.report.metrics import MB  # noqa: E402
+
 # One colour per variant, in the suite's order, the same in every chart of a report.
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2",
            "#ca8a04", "#db2777", "#4b5563", "#65a30d")
@@ -25,7 +27,6 @@ PHASE_COLOURS = {"setup": "#e5e7eb", "warmup": "#fde68a", "step": "#bfdbfe", "ti
                  "prefill": "#fbcfe8", "decode": "#bbf7d0", "generate": "#bbf7d0", "load": "#ddd6fe",
                  "quantize": "#fed7aa", "teardown": "#f3f4f6"}
 EXTRA_PHASE_COLOURS = ("#c7d2fe", "#a7f3d0", "#fecaca", "#e9d5ff", "#fef08a")
-MB = 1e6
 
 plt.rcParams.update({
     "svg.fonttype": "none",  # text stays text: smaller files, the browser's own font
