@@ -1,6 +1,5 @@
 """Model presets, local model directories, quantization and FLOP counting."""
 
-import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pytest

@@ -7,7 +7,6 @@ and a suite whose variants fail on purpose (tests/fixtures/faults.py).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
