@@ -21,6 +21,7 @@ import numpy as np
 
 from mlxbench import env, workloads
 from mlxbench.profiler import MemorySampler
+from mlxbench.stats import median_interval
 
 TARGET_OVERHEAD = 0.01
 
@@ -53,13 +54,6 @@ def sample_cost_s(interval_s: float, n: int = 2000) -> float:
     return (time.perf_counter() - start) / n
 
 
-def bootstrap_interval(values: np.ndarray, rounds: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    """95% bootstrap interval of the median of ``values``."""
-    rng = np.random.default_rng(seed)
-    medians = np.median(rng.choice(values, size=(rounds, len(values)), replace=True), axis=1)
-    return float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="small")
@@ -89,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         sampled.append(seconds[args.interval_s])
     ratios = np.array(ratios)
     overhead = float(np.median(ratios))
-    low, high = bootstrap_interval(ratios)
+    low, high = median_interval(ratios)
     per_sample = sample_cost_s(args.interval_s)
 
     device = env.mlx_device()

@@ -54,6 +54,17 @@ def mann_whitney_p(a: list[float], b: list[float]) -> float:
     return float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
 
 
+def median_interval(values: list[float], confidence: float = 0.95, resamples: int = 10_000,
+                    seed: int = 0) -> tuple[float, float]:
+    """Bootstrap interval of the median of ``values`` (percentile method, seeded: reproducible)."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        raise ValueError("no values to bootstrap")
+    medians = np.median(np.random.default_rng(seed).choice(x, size=(resamples, x.size), replace=True), axis=1)
+    tail = (1 - confidence) / 2 * 100
+    return float(np.percentile(medians, tail)), float(np.percentile(medians, 100 - tail))
+
+
 def relative_change(new: float | None, base: float | None) -> float | None:
     """(new − base) / base; None when either is missing or the base is 0."""
     if new is None or base is None or base == 0:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from mlxbench import stats
 
 
@@ -36,3 +38,18 @@ def test_relative_change_is_signed_against_the_base():
 def test_relative_change_without_a_base_is_none():
     assert stats.relative_change(1.0, 0) is None
     assert stats.relative_change(None, 1.0) is None
+
+
+def test_median_interval_contains_the_median_and_narrows_with_more_values():
+    rng = np.random.default_rng(1)
+    few, many = rng.normal(1.0, 0.05, 8), rng.normal(1.0, 0.05, 200)
+    low, high = stats.median_interval(few)
+    assert low <= float(np.median(few)) <= high
+    wide, narrow = high - low, np.subtract(*stats.median_interval(many)[::-1])
+    assert narrow < wide / 2
+
+
+def test_median_interval_is_reproducible_and_exact_for_constant_values():
+    values = [0.9, 1.1, 1.0, 0.95, 1.05]
+    assert stats.median_interval(values) == stats.median_interval(values)
+    assert stats.median_interval([2.0] * 6) == (2.0, 2.0)

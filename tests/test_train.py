@@ -65,6 +65,7 @@ def test_same_seed_gives_same_first_step():
     {"micro_batch_size": 2}, {"micro_batch_size": 1}, {"gradient_checkpointing": True},
     {"gradient_checkpointing": True, "micro_batch_size": 2}, {"compile": False},
     {"micro_batch_size": 1, "eval_interval": None}, {"micro_batch_size": 1, "eval_interval": 2},
+    {"clear_cache": False},
 ])
 def test_equivalent_variants_make_the_baselines_update(variant):
     base, other = trained(), trained(**variant)
@@ -76,7 +77,16 @@ def test_equivalent_variants_make_the_baselines_update(variant):
 
 
 def test_equivalent_params_are_the_ones_that_must_not_change_the_result():
-    assert Train.equivalent_params == {"gradient_checkpointing", "micro_batch_size", "compile", "eval_interval"}
+    assert Train.equivalent_params == {"gradient_checkpointing", "micro_batch_size", "compile", "eval_interval",
+                                       "clear_cache"}
+
+
+@pytest.mark.parametrize("clear_cache", [True, False])
+def test_clear_cache_gives_the_buffer_cache_back_after_each_step_or_keeps_it(clear_cache):
+    workload = trained(clear_cache=clear_cache)  # kept alive: its freed arrays would fill the cache
+    # Cleared, only the step's few scalars freed as it returned are left; kept, its activations' buffers.
+    assert (mx.get_cache_memory() < 4096) is clear_cache
+    assert workload.steps_done == 1
 
 
 @pytest.mark.parametrize("dtype,rtol", [("float32", 1e-4), ("bfloat16", 3e-2), ("float16", 5e-3)])
