@@ -132,6 +132,9 @@ MALFORMED = {
     "missing_workload": "missing_workload.yaml: expected a 'workload' field",
     "bad_profile": "bad_profile.yaml:5: profiles.quick.repeats: unknown field a profile can set "
                    "(did you mean 'repeat'?)",
+    "missing_model": "missing_model.yaml:6: variants.mine.model: expected a preset (tiny, small, medium, "
+                     "llama-3.2-1b-shape, qwen2.5-0.5b-shape) or a local model directory, got "
+                     "'/no/such/model/dir' (no config.json there)",
     "not_yaml": "not_yaml.yaml:5: expected YAML, got a syntax error:",
     "not_mapping": "not_mapping.yaml: expected a mapping of suite fields",
 }

@@ -32,7 +32,10 @@ def weights(workload):
 
 
 def errors(**overrides):
-    return dict(Train.check(params(**overrides)))
+    """What validation says, in its order: each parameter's own rule first, then the combinations."""
+    p = params(**overrides)
+    found = {param.name: msg for param in Train.params if (msg := param.check(p[param.name]))}
+    return found or dict(Train.check(p))
 
 
 def test_train_is_registered_under_its_name():

@@ -15,7 +15,7 @@ runner's timer measures the work and not the graph construction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 REGISTRY: dict[str, type["Workload"]] = {}
 
@@ -33,6 +33,8 @@ class Param:
     choices: tuple | None = None
     nullable: bool = False  # accepts null
     minimum: float | None = None
+    # A rule on the value itself once its type is right (a model that exists): None or the problem.
+    validate: Callable[[Any], str | None] | None = None
 
     @property
     def required(self) -> bool:
@@ -49,7 +51,7 @@ class Param:
             ok_type = True
         if not ok_type or (self.minimum is not None and value < self.minimum):
             return f"expected {self.describe()}, got {value!r}"
-        return None
+        return self.validate(value) if self.validate else None
 
     def describe(self) -> str:
         if self.choices is not None:
@@ -87,7 +89,7 @@ class Workload:
 
     @classmethod
     def check(cls, params: dict) -> list[tuple[str, str]]:
-        """Errors in a combination of (already type-checked) parameters: (key, message) pairs."""
+        """Errors in a combination of parameters that each passed their own Param.check: (key, message) pairs."""
         return []
 
     def setup(self) -> None:

@@ -198,7 +198,8 @@ class Generate(Workload):
     name = "generate"
     description = "Prefill + greedy decode with mlx-lm's KV cache: speed, memory, and quantization's cost"
     params = (
-        Param("model", str, "small", help=f"{models.describe_choices()} (config.json + safetensors)"),
+        Param("model", str, "small", validate=models.check_model,
+              help=f"{models.describe_choices()} (config.json + safetensors)"),
         Param("prompt_tokens", int, 512, minimum=1, help="tokens in each prompt"),
         Param("generation_tokens", int, 128, minimum=2,
               help="tokens decoded per sequence, end-of-sequence ignored (at least 2: one after the first)"),
@@ -216,8 +217,6 @@ class Generate(Workload):
 
     @classmethod
     def check(cls, params: dict) -> list[tuple[str, str]]:
-        if (problem := models.check_model(params["model"])) is not None:
-            return [("model", problem)]
         errors = quantization_errors(params["model"], params.get("quantization"), params["group_size"])
         if params.get("kv_bits") is not None:
             if (problem := check_kv_quantization(params["model"], params["kv_bits"], params["kv_group_size"])) is not None:

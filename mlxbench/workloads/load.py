@@ -48,7 +48,8 @@ class Load(Workload):
     name = "load"
     description = "Load a model from safetensors and quantize it: time, peak memory, size on disk"
     params = (
-        Param("model", str, "small", help=f"{models.describe_choices()} (config.json + safetensors)"),
+        Param("model", str, "small", validate=models.check_model,
+              help=f"{models.describe_choices()} (config.json + safetensors)"),
         *QUANTIZATION_PARAMS,
         Param("dtype", str, None, nullable=True, choices=tuple(models.DTYPES),
               help="dtype a preset is written in (null: float32); null for a local directory, "
@@ -59,8 +60,6 @@ class Load(Workload):
 
     @classmethod
     def check(cls, params: dict) -> list[tuple[str, str]]:
-        if (problem := models.check_model(params["model"])) is not None:
-            return [("model", problem)]
         errors = []
         if models.is_local(params["model"]) and params.get("dtype") is not None:
             errors.append(("dtype", "expected null for a local model directory (it loads in the dtype "

@@ -74,8 +74,8 @@ class Train(Workload):
     name = "train"
     description = "One optimizer update of a transformer: full fine-tune, LoRA or QLoRA; GC and micro-batching"
     params = (
-        Param("model", str, "small", help="a preset (tiny, small, medium, llama-3.2-1b-shape, "
-              "qwen2.5-0.5b-shape) or a local model directory (config.json + safetensors)"),
+        Param("model", str, "small", validate=models.check_model,
+              help=f"{models.describe_choices()} (config.json + safetensors)"),
         Param("batch_size", int, 8, minimum=1, help="samples per optimizer update"),
         Param("seq_length", int, 512, minimum=1, help="tokens per sample"),
         Param("dtype", str, "float32", choices=tuple(models.DTYPES), help="dtype of the model's weights"),
@@ -109,8 +109,6 @@ class Train(Workload):
     @classmethod
     def check(cls, params: dict) -> list[tuple[str, str]]:
         errors = []
-        if (problem := models.check_model(params["model"])) is not None:
-            return [("model", problem)]
         batch, micro = params["batch_size"], params.get("micro_batch_size")
         if micro is not None and batch % micro:
             errors.append(("micro_batch_size", f"expected a divisor of batch_size {batch}, got {micro}"))
