@@ -33,6 +33,7 @@ from mlx.utils import tree_flatten
 
 from mlxbench import models
 from mlxbench.workloads.base import Param, Workload, register
+from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
 
 KV_BITS = (4, 8)
 
@@ -174,32 +175,12 @@ def check_kv_quantization(model: str, kv_bits: int, kv_group_size: int) -> str |
     return None
 
 
-def quantization_errors(model: str, bits: int | None, group_size: int) -> list[tuple[str, str]]:
-    """(key, message) pairs for a ``quantization``/``group_size`` pair ``model`` cannot take."""
-    if bits is None or (problem := models.quantization_problem(model, bits, group_size)) is None:
-        return []
-    field, message = problem
-    if field == "model":
-        return [("quantization", message)]
-    return [("quantization" if field == "bits" else field, message)]
-
-
-# Shared by the workloads that quantize a whole model (generate, load).
-QUANTIZATION_PARAMS = (
-    Param("quantization", int, None, nullable=True, choices=models.QUANT_BITS,
-          help="null: the model as built; bits: quantize its weights with MLX's affine quantization"),
-    Param("group_size", int, 64, choices=models.QUANT_GROUP_SIZES,
-          help="weights sharing one scale and bias when quantized"),
-)
-
-
 @register
 class Generate(Workload):
     name = "generate"
     description = "Prefill + greedy decode with mlx-lm's KV cache: speed, memory, and quantization's cost"
     params = (
-        Param("model", str, "small", validate=models.check_model,
-              help=f"{models.describe_choices()} (config.json + safetensors)"),
+        MODEL_PARAM,
         Param("prompt_tokens", int, 512, minimum=1, help="tokens in each prompt"),
         Param("generation_tokens", int, 128, minimum=2,
               help="tokens decoded per sequence, end-of-sequence ignored (at least 2: one after the first)"),

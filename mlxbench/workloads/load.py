@@ -21,7 +21,7 @@ import mlx.core as mx
 from mlxbench import models
 from mlxbench.profiler import MemorySampler
 from mlxbench.workloads.base import Param, Workload, register
-from mlxbench.workloads.generate import QUANTIZATION_PARAMS, quantization_errors
+from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
 
 # Fine enough to catch the peak of a load that takes tens of milliseconds.
 RSS_SAMPLE_INTERVAL_S = 0.001
@@ -48,8 +48,7 @@ class Load(Workload):
     name = "load"
     description = "Load a model from safetensors and quantize it: time, peak memory, size on disk"
     params = (
-        Param("model", str, "small", validate=models.check_model,
-              help=f"{models.describe_choices()} (config.json + safetensors)"),
+        MODEL_PARAM,
         *QUANTIZATION_PARAMS,
         Param("dtype", str, None, nullable=True, choices=tuple(models.DTYPES),
               help="dtype a preset is written in (null: float32); null for a local directory, "

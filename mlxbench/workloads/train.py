@@ -22,6 +22,7 @@ from mlx.utils import tree_flatten, tree_map
 
 from mlxbench import data, models
 from mlxbench.workloads.base import Param, Workload, register
+from mlxbench.workloads._model_params import MODEL_PARAM
 
 OPTIMIZERS = {"adam": optim.Adam, "adamw": optim.AdamW, "sgd": optim.SGD}
 LORA_KEYS = {"rank": 8, "layers": None, "scale": 20.0}  # mlx-lm's defaults; layers None: all
@@ -74,8 +75,7 @@ class Train(Workload):
     name = "train"
     description = "One optimizer update of a transformer: full fine-tune, LoRA or QLoRA; GC and micro-batching"
     params = (
-        Param("model", str, "small", validate=models.check_model,
-              help=f"{models.describe_choices()} (config.json + safetensors)"),
+        MODEL_PARAM,
         Param("batch_size", int, 8, minimum=1, help="samples per optimizer update"),
         Param("seq_length", int, 512, minimum=1, help="tokens per sample"),
         Param("dtype", str, "float32", choices=tuple(models.DTYPES), help="dtype of the model's weights"),
