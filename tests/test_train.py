@@ -135,7 +135,7 @@ def test_lora_trains_only_adapters_of_the_last_layers():
 
 @pytest.mark.parametrize("bits", [4, 8])
 def test_quantization_makes_a_quantized_frozen_base(bits):
-    workload = trained(lora={"rank": 2}, quantization={"bits": bits, "group_size": 32})
+    workload = trained(lora={"rank": 2}, quantization=bits, group_size=32)
     q_proj = workload.net.layers[0].self_attn.q_proj.linear
     assert isinstance(q_proj, nn.QuantizedLinear) and q_proj.bits == bits
     assert np.isfinite(workload.equivalence()["loss"])
@@ -190,11 +190,10 @@ def test_a_local_model_directory_trains(tmp_path):
 
 @pytest.mark.parametrize("overrides,key,words", [
     ({"micro_batch_size": 3}, "micro_batch_size", "expected a divisor of batch_size 4, got 3"),
-    ({"quantization": {"bits": 4}}, "quantization", "expected null with full fine-tuning"),
-    ({"lora": {"rank": 2}, "quantization": {"bits": 7}}, "quantization.bits", "expected one of 2, 3, 4"),
-    ({"lora": {"rank": 2}, "quantization": {"bits": 4, "group_size": 128}}, "quantization.group_size",
-     "hidden_size of tiny is 64"),
-    ({"lora": {"rank": 2}, "quantization": {"bits": 4, "size": 3}}, "quantization.size", "unknown key"),
+    ({"quantization": 4}, "quantization", "expected null with full fine-tuning"),
+    ({"lora": {"rank": 2}, "quantization": 7}, "quantization", "expected one of 2, 3, 4"),
+    ({"lora": {"rank": 2}, "quantization": 4, "group_size": 128}, "group_size", "hidden_size of tiny is 64"),
+    ({"lora": {"rank": 2}, "quantization": 4, "group_size": 48}, "group_size", "expected one of 32, 64, 128"),
     ({"lora": {"rank": 2, "alpha": 16}}, "lora.alpha", "unknown key 'alpha'"),
     ({"lora": {"rank": 0}}, "lora.rank", "expected a positive integer, got 0"),
     ({"lora": {"scale": "big"}}, "lora.scale", "expected a number"),
@@ -209,7 +208,7 @@ def test_invalid_combinations_are_rejected(overrides, key, words):
 
 def test_valid_combinations_pass_the_check():
     assert errors(micro_batch_size=2, gradient_checkpointing=True, lora={"rank": 2, "layers": 2},
-                  quantization={"bits": 8, "group_size": 32}) == {}
+                  quantization=8, group_size=32) == {}
 
 
 MEASURE = """

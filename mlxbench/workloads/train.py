@@ -12,6 +12,7 @@ activations in the backward pass instead of keeping them. Neither changes the re
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -22,11 +23,10 @@ from mlx.utils import tree_flatten, tree_map
 
 from mlxbench import data, models
 from mlxbench.workloads.base import Param, Workload, register
-from mlxbench.workloads._model_params import MODEL_PARAM
+from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
 
 OPTIMIZERS = {"adam": optim.Adam, "adamw": optim.AdamW, "sgd": optim.SGD}
 LORA_KEYS = {"rank": 8, "layers": None, "scale": 20.0}  # mlx-lm's defaults; layers None: all
-QUANTIZATION_KEYS = {"bits": 4, "group_size": 64}
 # Relative tolerance of the equivalence check. float32 differs only by summation order
 # (~1e-6 relative on a loss, more on a norm over millions of values). bfloat16 keeps 8
 # mantissa bits (2^-8 ≈ 4e-3) and float16 11 bits (2^-11 ≈ 5e-4); accumulating a few
@@ -84,8 +84,9 @@ class Train(Workload):
         Param("lora", dict, None, nullable=True,
               help="null: full fine-tuning; {rank: 8, layers: null (all), scale: 20.0}: LoRA "
                    "adapters on the last `layers` blocks, base frozen"),
-        Param("quantization", dict, None, nullable=True,
-              help="null or {bits: 4|8, group_size: 64}: quantize the frozen base (QLoRA; needs lora)"),
+        replace(QUANTIZATION_PARAMS[0], help="null: train the base as built; bits: quantize the frozen base "
+                "with MLX's affine quantization (QLoRA; needs lora)"),
+        QUANTIZATION_PARAMS[1],
         Param("gradient_checkpointing", bool, False,
               help="recompute each block's activations in the backward pass instead of keeping them"),
         Param("micro_batch_size", int, None, nullable=True, minimum=1,
@@ -114,12 +115,11 @@ class Train(Workload):
             errors.append(("micro_batch_size", f"expected a divisor of batch_size {batch}, got {micro}"))
         if params.get("lora") is not None:
             errors += _check_lora(params["lora"], models.config_of(params["model"]))
-        quantization = params.get("quantization")
-        if quantization is not None:
-            if params.get("lora") is None:
-                errors.append(("quantization", "expected null with full fine-tuning (a quantized base "
-                               f"trains only through LoRA adapters: set lora), got {quantization}"))
-            errors += _check_quantization(quantization, params["model"])
+        bits = params.get("quantization")
+        if bits is not None and params.get("lora") is None:
+            errors.append(("quantization", "expected null with full fine-tuning (a quantized base "
+                           f"trains only through LoRA adapters: set lora), got {bits}"))
+        errors += quantization_errors(params["model"], bits, params["group_size"])
         if params.get("data") is not None and (problem := data.check_data(params["data"])):
             errors.append(("data", problem))
         return errors
@@ -129,8 +129,7 @@ class Train(Workload):
         self.net, self.config = models.build(p["model"], self.seed, p["dtype"])
         if p["lora"] is not None:
             if p["quantization"] is not None:
-                q = {**QUANTIZATION_KEYS, **p["quantization"]}
-                models.quantize(self.net, q["bits"], q["group_size"])
+                models.quantize(self.net, p["quantization"], p["group_size"])
             self.net.freeze()
             lora = {**LORA_KEYS, **p["lora"]}
             layers = lora["layers"] or len(self.net.layers)
@@ -238,14 +237,4 @@ def _check_lora(lora: dict, config: dict) -> list[tuple[str, str]]:
                                or not 1 <= layers <= depth):
         errors.append(("lora.layers", f"expected an integer from 1 to {depth} (the model's "
                        f"layers) or null for all, got {layers!r}"))
-    return errors
-
-
-def _check_quantization(quantization: dict, model: str) -> list[tuple[str, str]]:
-    errors = [(f"quantization.{k}", f"expected one of the keys {', '.join(QUANTIZATION_KEYS)}, "
-               f"got unknown key {k!r}") for k in quantization if k not in QUANTIZATION_KEYS]
-    q = {**QUANTIZATION_KEYS, **quantization}
-    if (problem := models.quantization_problem(model, q["bits"], q["group_size"])) is not None:
-        field, message = problem
-        errors.append(("quantization" if field == "model" else f"quantization.{field}", message))
     return errors
