@@ -1,4 +1,4 @@
-"""The ``mlxbench`` command: ``run | list | report | compare | profile | env``.
+"""The ``mlxbench`` command: ``run | list | workloads | report | compare | profile | env``.
 
 Each subcommand lives in its own module, which provides ``add_arguments(parser)``
 and ``main(args) -> int``; modules are imported only when their command runs.
@@ -16,6 +16,7 @@ from mlxbench.errors import UserError
 COMMANDS = {
     "run": ("mlxbench.runner", "run a suite: every case in its own process"),
     "list": ("mlxbench.suite", "list suites and the cases they expand to"),
+    "workloads": ("mlxbench.workloads_cmd", "list the workloads, or one workload's parameters"),
     "report": ("mlxbench.report.cli", "render a run's records as HTML, Markdown or CSV"),
     "compare": ("mlxbench.compare", "compare two runs; exit 1 on a significant regression"),
     "profile": ("mlxbench.profile_cmd", "run a Python script under the memory profiler"),
