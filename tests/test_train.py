@@ -99,6 +99,30 @@ def test_equivalence_tolerance_follows_the_dtype(dtype, rtol):
     assert all(v.dtype == models.DTYPES[dtype] for _, v in tree_flatten(workload.net.parameters()))
 
 
+def test_a_diverging_step_fails_naming_the_step_and_the_likely_cause():
+    # float16 Adam without loss scaling: the second update of `tiny` already gives NaN.
+    workload = Train(params(dtype="float16"), seed=0)
+    workload.setup()
+    workload.step()
+    with pytest.raises(FloatingPointError, match=r"training diverged: the loss is nan at step 2 \(float16"):
+        workload.step()
+
+
+def test_a_diverged_case_is_recorded_as_an_error_and_the_sweep_goes_on(tmp_path):
+    suite = tmp_path / "f16.yaml"
+    suite.write_text("name: f16\nworkload: train\nwarmup: 2\nrepeat: 2\n"
+                     "defaults: {model: tiny, batch_size: 4, seq_length: 16}\n"
+                     "variants:\n  baseline: {dtype: float32}\n  half: {dtype: float16}\n")
+    done = subprocess.run([sys.executable, "-m", "mlxbench", "run", str(suite), "--inline"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    records = [json.loads(line) for line in next(tmp_path.glob("results/f16/*/records.jsonl")).read_text().splitlines()]
+    status = {r["variant"]: r["status"] for r in records}
+    assert status == {"baseline": "ok", "half": "error"}
+    half = next(r for r in records if r["variant"] == "half")
+    assert half["error"]["message"].startswith("FloatingPointError: training diverged")
+
+
 def test_gradient_checkpointing_leaves_other_models_untouched():
     checkpointed = trained(gradient_checkpointing=True)
     plain = Train(params(), 0)

@@ -12,6 +12,7 @@ activations in the backward pass instead of keeping them. Neither changes the re
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -203,6 +204,12 @@ class Train(Workload):
             mx.clear_cache()
         self.steps_done += 1
         figures = {"loss": loss.item(), "grad_norm": grad_norm.item()}
+        if not math.isfinite(figures["loss"]):
+            # Timings of NaN arithmetic are not a training step anyone runs: fail the case, say why.
+            hint = (" (float16 weights and optimizer state overflow without loss scaling, which this step "
+                    "does not do; bfloat16 has float32's range)" if self.p["dtype"] == "float16" else "")
+            raise FloatingPointError(f"training diverged: the loss is {figures['loss']} at step "
+                                     f"{self.steps_done}{hint}")
         if self.first_step is None:
             self.first_step = figures
         return figures
