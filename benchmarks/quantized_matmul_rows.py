@@ -6,7 +6,7 @@ whatever the batch, batching cannot raise decode throughput of a quantized model
 times ``mx.quantized_matmul`` against the float matmul of the same weights at growing row
 counts and prints microseconds per call and per row.
 
-    .venv/bin/python benchmarks/quantized_matmul_rows.py [--in 512] [--out 1536] [--bits 4]
+    .venv/bin/python benchmarks/quantized_matmul_rows.py [--in 512] [--out 1408] [--bits 4]
 """
 
 from __future__ import annotations
