@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TextIO
 
-from mlxbench.report.metrics import BUSY_MACHINE_SHARE, display, label
+from mlxbench.report.metrics import busy_machine_share, display, label
 
 TICK_S = 1.0  # how often a terminal's running line is redrawn
 
@@ -39,7 +39,7 @@ def headline(record: dict, names: tuple[str, ...]) -> str:
         parts.append(f"{label(name)} {display(figure, name)}{unstable}")
     if (eq := record.get("equivalence")) is not None:
         parts.append("equivalent to baseline" if eq["matches"] else f"DIFFERS from baseline: {', '.join(eq['mismatches'])}")
-    if (busy := metrics.get("other_processes_cpu_share") or 0) >= BUSY_MACHINE_SHARE:
+    if busy := busy_machine_share(metrics):
         parts.append(f"BUSY MACHINE: other processes took {busy:.0%} of the CPU while timing")
     if (record.get("leak") or {}).get("leaking"):
         parts.append(f"LEAK {record['leak']['slope_bytes_per_step'] / 1e6:.2f} MB/step")

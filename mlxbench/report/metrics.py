@@ -59,6 +59,12 @@ LOWER_IS_BETTER = {"kl_divergence"}
 HIGHER_IS_BETTER = {"top1_agreement", "compression_ratio"}
 
 
+def busy_machine_share(figures: dict) -> float | None:
+    """Other processes' CPU share while a case was timed, when high enough to make its timings suspect."""
+    share = figures.get("other_processes_cpu_share") or 0
+    return share if share >= BUSY_MACHINE_SHARE else None
+
+
 def label(metric: str) -> str:
     """The column heading of a metric: its known label, else its name in words with the unit."""
     if metric in LABELS:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from mlxbench.env import all_notes
 from mlxbench.report import metrics as m
 from mlxbench.results import latest_by_case
-from mlxbench.report.metrics import BUSY_MACHINE_SHARE
 from mlxbench.stats import relative_change
 
 # Columns per workload, in order; a column shows only if some record has the figure.
@@ -208,8 +207,7 @@ def row_for(record: dict | None, variant: str, columns: list[Column]) -> Row:
     if leak.get("leaking"):
         row.leaking = True
         row.leak_slope_bytes_per_step = leak.get("slope_bytes_per_step")
-    if (busy := figures.get("other_processes_cpu_share") or 0) >= BUSY_MACHINE_SHARE:
-        row.busy_cpu_share = busy
+    row.busy_cpu_share = m.busy_machine_share(figures)
     return row
 
 
