@@ -9,6 +9,7 @@ from pathlib import Path
 import mlx.core as mx
 import pytest
 
+from validation import validation_errors
 from mlxbench import models
 from mlxbench.stats import summarize
 from mlxbench.workloads import get
@@ -33,10 +34,7 @@ def measure(steps: int = 2, **overrides) -> dict:
 
 
 def errors(**overrides) -> dict[str, str]:
-    """Every validation message for these parameters: per-parameter ones, then combinations."""
-    p = params(**overrides)
-    found = {param.name: msg for param in Generate.params if (msg := param.check(p[param.name]))}
-    return found or dict(Generate.check(p))
+    return validation_errors(Generate, params(**overrides))
 
 
 def prompts(batch_size: int = 1) -> mx.array:

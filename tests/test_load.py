@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from validation import validation_errors
 from mlxbench import models
 from mlxbench.workloads import get
 from mlxbench.workloads.generate import model_size_bytes
@@ -33,9 +34,7 @@ def run(steps: int = 2, **overrides) -> tuple[Load, list[dict], dict]:
 
 
 def errors(**overrides) -> dict[str, str]:
-    p = params(**overrides)
-    found = {param.name: msg for param in Load.params if (msg := param.check(p[param.name]))}
-    return found or dict(Load.check(p))
+    return validation_errors(Load, params(**overrides))
 
 
 @pytest.fixture(scope="module")

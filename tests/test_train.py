@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
-from mlxbench import models
+from validation import validation_errors
+from mlxbench import models, results
 from mlxbench.errors import UserError
 from mlxbench.workloads import get
 from mlxbench.workloads.train import Train
@@ -31,11 +32,8 @@ def weights(workload):
     return {k: np.array(v.astype(mx.float32)) for k, v in tree_flatten(workload.net.trainable_parameters())}
 
 
-def errors(**overrides):
-    """What validation says, in its order: each parameter's own rule first, then the combinations."""
-    p = params(**overrides)
-    found = {param.name: msg for param in Train.params if (msg := param.check(p[param.name]))}
-    return found or dict(Train.check(p))
+def errors(**overrides) -> dict[str, str]:
+    return validation_errors(Train, params(**overrides))
 
 
 def test_train_is_registered_under_its_name():
@@ -116,7 +114,7 @@ def test_a_diverged_case_is_recorded_as_an_error_and_the_sweep_goes_on(tmp_path)
     done = subprocess.run([sys.executable, "-m", "mlxbench", "run", str(suite), "--inline"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
-    records = [json.loads(line) for line in next(tmp_path.glob("results/f16/*/records.jsonl")).read_text().splitlines()]
+    records = results.read_records(next(tmp_path.glob("results/f16/*")))
     status = {r["variant"]: r["status"] for r in records}
     assert status == {"baseline": "ok", "half": "error"}
     half = next(r for r in records if r["variant"] == "half")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from mlxbench import workloads
@@ -28,6 +30,7 @@ def test_a_workload_lists_every_parameter_with_its_default_and_what_it_accepts(c
 
 def test_a_users_own_workload_is_described_from_module_and_class(capsys, monkeypatch):
     monkeypatch.chdir("tests/fixtures")
+    monkeypatch.setattr(sys, "path", [*sys.path])  # the lookup appends the directory; undo it after
     assert cli_main(["workloads", "faults:Faulty"]) == 0
     assert capsys.readouterr().out.startswith("faulty: ")
 
