@@ -17,7 +17,8 @@ __all__ = ["Param", "Workload", "register", "get", "names"]
 def names() -> list[str]:
     """Names of the workloads that ship with mlxbench."""
     # base and the _private modules hold what workloads share; every other module is a workload.
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name != "base" and not m.name.startswith("_"))
+    return sorted(m.name for m in pkgutil.iter_modules(__path__)
+                  if m.name != "base" and not m.name.startswith("_"))
 
 
 def get(name: str) -> type[Workload]:
