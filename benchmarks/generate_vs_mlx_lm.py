@@ -69,7 +69,7 @@ def measure_mlxbench(args) -> dict[str, list[float]]:
 
 
 def child(args) -> None:
-    from mlxbench import blas
+    from mlxbench.machine import blas
 
     rates = (measure_mlx_lm if args.side == "mlx-lm" else measure_mlxbench)(args)
     print("RESULT " + json.dumps({**rates, "blas": blas.load().name}))
@@ -138,7 +138,7 @@ def main() -> int:
         return 0
     if args.model_dir:
         return compare(args)
-    from mlxbench import models
+    from mlxbench.workloads import models
 
     with tempfile.TemporaryDirectory(prefix="mlxbench-generate-") as tmp:
         args.model_dir = str(models.write_model_dir(args.model, Path(tmp) / args.model, seed=0))

@@ -19,8 +19,9 @@ import time
 import mlxbench  # noqa: F401  (loads the BLAS before mlx.core)
 import numpy as np
 
-from mlxbench import env, workloads
-from mlxbench.profiler import MemorySampler
+from mlxbench.machine import env
+from mlxbench import workloads
+from mlxbench.machine.profiler import MemorySampler
 from mlxbench.stats import median_interval
 
 TARGET_OVERHEAD = 0.01

@@ -19,7 +19,7 @@ import time
 import mlxbench  # noqa: F401  (before mlx: the optimized BLAS for MLX's CPU backend)
 import mlx.core as mx
 
-from mlxbench import env
+from mlxbench.machine import env
 
 
 def seconds_per_call(fn, calls: int, repeats: int = 5) -> float:

@@ -41,7 +41,8 @@ def measure_mlx_lm(args) -> list[float]:
     from mlx_lm.tuner.trainer import TrainingArgs, TrainingCallback, train
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
-    from mlxbench import data, models
+    from mlxbench.workloads import data
+    from mlxbench.workloads import models
 
     class Rows:
         """Pre-tokenized rows of seq_length + 1 ids: the shape mlx-lm's datasets produce."""
@@ -117,7 +118,8 @@ def in_process(args) -> int:
     from mlx_lm.tuner.trainer import default_loss
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
-    from mlxbench import data, models
+    from mlxbench.workloads import data
+    from mlxbench.workloads import models
     from mlxbench.workloads.train import Train
 
     net, config = models.build(args.model, seed=0, dtype="float32")
@@ -165,7 +167,7 @@ def in_process(args) -> int:
 
 
 def child(args) -> None:
-    from mlxbench import blas
+    from mlxbench.machine import blas
 
     rates = (measure_mlx_lm if args.side == "mlx-lm" else measure_mlxbench)(args)
     print("RESULT " + json.dumps({"tokens_per_s": rates, "blas": blas.load().name}))

@@ -14,13 +14,13 @@ import mlxbench
 from mlxbench.errors import UserError
 
 COMMANDS = {
-    "run": ("mlxbench.runner", "run a suite: every case in its own process"),
-    "list": ("mlxbench.suite", "list suites and the cases they expand to"),
-    "workloads": ("mlxbench.workloads_cmd", "list the workloads, or one workload's parameters"),
-    "report": ("mlxbench.report.cli", "render a run's records as HTML, Markdown or CSV"),
-    "compare": ("mlxbench.compare", "compare two runs; exit 1 on a significant regression"),
-    "profile": ("mlxbench.profile_cmd", "run a Python script under the memory profiler"),
-    "env": ("mlxbench.env", "show the environment every run records, with a calibration"),
+    "run": ("mlxbench.commands.run", "run a suite: every case in its own process"),
+    "list": ("mlxbench.commands.list", "list suites and the cases they expand to"),
+    "workloads": ("mlxbench.commands.workloads", "list the workloads, or one workload's parameters"),
+    "report": ("mlxbench.commands.report", "render a run's records as HTML, Markdown or CSV"),
+    "compare": ("mlxbench.commands.compare", "compare two runs; exit 1 on a significant regression"),
+    "profile": ("mlxbench.commands.profile", "run a Python script under the memory profiler"),
+    "env": ("mlxbench.commands.env", "show the environment every run records, with a calibration"),
 }
 
 

@@ -19,7 +19,7 @@ device), benchmarks run on MLX's CPU device and the environment says so.
 
 from __future__ import annotations
 
-import mlxbench  # noqa: F401  first: loads the optimized BLAS before mlx.core (mlxbench.blas)
+import mlxbench  # noqa: F401  first: loads the optimized BLAS before mlx.core (mlxbench.machine.blas)
 
 import contextlib
 import shlex
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from mlxbench.device import choose as choose_device
+from mlxbench.machine.device import choose as choose_device
 from mlxbench.errors import UserError
 
 MEMORY_FIGURES = ("peak_memory_bytes", "active_memory_bytes", "peak_rss_bytes")
@@ -55,7 +55,7 @@ class BenchmarkMemory:
                 import mlx.core as mx
 
                 if self._sampler is None:
-                    from mlxbench.profiler import MemorySampler
+                    from mlxbench.machine.profiler import MemorySampler
 
                     self._sampler = self._stack.enter_context(MemorySampler(self.interval_s))
                 mx.reset_peak_memory()
@@ -113,7 +113,7 @@ def _human_bytes(value: float) -> str:
 
 
 def _baseline_figures(path: str) -> dict[str, dict]:
-    from mlxbench.report import pytest_json
+    from mlxbench.results import pytest_json
 
     try:
         data = pytest_json.load(path)
@@ -145,7 +145,8 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
-    from mlxbench import blas, env
+    from mlxbench.machine import blas
+    from mlxbench.machine import env
 
     mlx = env.mlx_device()
     lines = [f"mlxbench: MLX {mlx['version']} on {mlx['device']} ({mlx['backend']} backend), "
@@ -177,8 +178,8 @@ def pytest_runtest_call(item):
 @pytest.hookimpl(optionalhook=True)  # a pytest-benchmark hook: absent without it
 def pytest_benchmark_update_machine_info(config, machine_info):
     """Store mlxbench's environment (device, BLAS, versions) in the JSON's machine_info."""
-    from mlxbench import env
-    from mlxbench.report.pytest_json import ENV_KEY
+    from mlxbench.machine import env
+    from mlxbench.results.pytest_json import ENV_KEY
 
     captured = env.capture(calibrate=False)
     machine_info[ENV_KEY] = captured
@@ -187,7 +188,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     """Store the command line, so the report can say how to reproduce the figures."""
-    from mlxbench.report.pytest_json import COMMAND_KEY
+    from mlxbench.results.pytest_json import COMMAND_KEY
 
     output_json[COMMAND_KEY] = {"command": shlex.join(["pytest", *map(str, config.invocation_params.args)])}
 

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 import sample_runs
-from mlxbench import compare, stats
+from mlxbench.results import compare
+from mlxbench import stats
 from mlxbench.cli import main as cli_main
 
 

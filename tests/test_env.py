@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlxbench import blas, env
+from mlxbench.machine import blas
+from mlxbench.machine import env
 
 
 def run_cli(*args, env_vars=None):
@@ -58,7 +59,7 @@ def test_this_process_maps_openblas_after_importing_mlxbench():
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the BLAS swap is Linux-only")
 def test_openblas_loads_without_a_system_libgfortran(tmp_path):
     # A fresh cache forces the libgfortran shim to be built from MLX's bundled copy.
-    code = "import mlxbench.blas as b, json; print(json.dumps(b.load().to_dict()))"
+    code = "import mlxbench.machine.blas as b, json; print(json.dumps(b.load().to_dict()))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "MLXBENCH_CACHE": str(tmp_path)}, timeout=60)
     info = json.loads(out.stdout)

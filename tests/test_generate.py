@@ -10,7 +10,7 @@ import mlx.core as mx
 import pytest
 
 from validation import validation_errors
-from mlxbench import models
+from mlxbench.workloads import models
 from mlxbench.stats import summarize
 from mlxbench.workloads import get
 from mlxbench.workloads.generate import Generate, generate, make_prompts
@@ -232,7 +232,7 @@ def mlxbench(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_a_generate_suite_runs_end_to_end_into_records(tmp_path):
-    from mlxbench.results import read_records
+    from mlxbench.results.store import read_records
 
     suite = tmp_path / "gen.yaml"
     suite.write_text(

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from validation import validation_errors
-from mlxbench import models
+from mlxbench.workloads import models
 from mlxbench.workloads import get
 from mlxbench.workloads.generate import model_size_bytes
 from mlxbench.workloads.load import Load, save_quantized

@@ -4,7 +4,7 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 
-from mlxbench import models
+from mlxbench.workloads import models
 from mlxbench.errors import UserError
 
 

@@ -14,8 +14,8 @@ import mlx.optimizers as optim
 import pytest
 
 import mlxbench
-from mlxbench import models
-from mlxbench.profiler import (
+from mlxbench.workloads import models
+from mlxbench.machine.profiler import (
     SAMPLER_THREAD_NAME,
     MemorySampler,
     downsample_indices,
@@ -241,7 +241,7 @@ def test_sampler_thread_stops_after_a_normal_block():
 SCRIPT = """
 import sys
 import mlx.core as mx
-from mlxbench.profiler import mark_phase
+from mlxbench.machine.profiler import mark_phase
 
 mark_phase("allocate")
 x = mx.zeros((16 * 2**20 // 4,))
@@ -313,7 +313,7 @@ def test_cpu_contention_sees_other_processes_burning_the_cpu():
     import subprocess
     import sys
 
-    from mlxbench.profiler import CpuContention
+    from mlxbench.machine.profiler import CpuContention
 
     burn = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"
     contention = CpuContention().start()
@@ -324,7 +324,7 @@ def test_cpu_contention_sees_other_processes_burning_the_cpu():
 
 
 def test_progress_line_warns_when_the_machine_was_busy():
-    from mlxbench.progress import headline
+    from mlxbench.run.progress import headline
 
     record = {"status": "ok", "metrics": {"step_time_s": 0.5, "other_processes_cpu_share": 0.6}}
     assert "BUSY MACHINE" in headline(record, ("step_time_s",))

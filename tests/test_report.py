@@ -20,7 +20,7 @@ from browser import CHROMIUM, BrowserTimeout, browse
 from mlxbench.cli import main as cli_main
 from mlxbench.report import html as report_html
 from mlxbench.report import tables
-from mlxbench.report.source import load_run
+from mlxbench.results.run import load_run
 
 
 class Page(HTMLParser):
@@ -257,7 +257,7 @@ def test_report_writes_reports_suite_run_html_by_default_and_prints_the_path(run
 
 
 def test_write_html_renders_the_report_the_runner_asks_for(run_dir, tmp_path, monkeypatch):
-    from mlxbench.report.cli import write_html
+    from mlxbench.commands.report import write_html
 
     monkeypatch.chdir(tmp_path)
     path = write_html(run_dir)
@@ -286,7 +286,7 @@ def test_a_directory_without_records_exits_2(tmp_path):
 
 
 def test_a_pytest_benchmark_json_file_is_reported(tmp_path, monkeypatch):
-    pytest_json = pytest.importorskip("mlxbench.report.pytest_json")
+    pytest_json = pytest.importorskip("mlxbench.results.pytest_json")
     data = {"machine_info": {}, "commit_info": {}, "datetime": "2026-11-24T10:00:00", "version": "4.0.0",
             "benchmarks": [{"name": "test_matmul", "fullname": "tests/benchmarks/test_matmul.py::test_matmul",
                             "group": None, "params": None, "param": None, "extra_info": {},

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlxbench import suite as suites
+from mlxbench.suite import schema as suites
 from mlxbench.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,8 @@ import pytest
 from mlx.utils import tree_flatten
 
 from validation import validation_errors
-from mlxbench import models, results
+from mlxbench.workloads import models
+from mlxbench.results import store
 from mlxbench.errors import UserError
 from mlxbench.workloads import get
 from mlxbench.workloads.train import Train
@@ -114,7 +115,7 @@ def test_a_diverged_case_is_recorded_as_an_error_and_the_sweep_goes_on(tmp_path)
     done = subprocess.run([sys.executable, "-m", "mlxbench", "run", str(suite), "--inline"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
-    records = results.read_records(next(tmp_path.glob("results/f16/*")))
+    records = store.read_records(next(tmp_path.glob("results/f16/*")))
     status = {r["variant"]: r["status"] for r in records}
     assert status == {"baseline": "ok", "half": "error"}
     half = next(r for r in records if r["variant"] == "half")
@@ -278,14 +279,14 @@ variants:
 
 
 def test_a_suite_runs_through_the_cli_into_records_with_equivalence(tmp_path):
-    from mlxbench import results
+    from mlxbench.results import store
 
     (tmp_path / "tiny.yaml").write_text(SUITE)
     subprocess.run([sys.executable, "-m", "mlxbench", "run", str(tmp_path / "tiny.yaml"),
                     "--out", str(tmp_path / "results"), "--no-calibrate"],
                    capture_output=True, text=True, check=True)
     run_dir = next((tmp_path / "results" / "tiny-training").iterdir())
-    records = {r["variant"]: r for r in results.read_records(run_dir)}
+    records = {r["variant"]: r for r in store.read_records(run_dir)}
     assert {r["status"] for r in records.values()} == {"ok"}
     assert records["baseline"]["metrics"]["tokens_per_s"] > 0
     assert records["baseline"]["metrics"]["loss"]["n"] == 2

@@ -1,7 +1,7 @@
 """What suite validation says of a workload's parameters, in the loader's order.
 
 Each parameter's own rule (Param.check) first; the workload's check() of their combination
-only when every parameter passed its own, as mlxbench.suite does.
+only when every parameter passed its own, as mlxbench.suite.schema does.
 """
 
 from __future__ import annotations

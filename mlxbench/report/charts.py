@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # no display, no GUI toolkit: charts are rendered to stri
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from mlxbench.report.metrics import MB  # noqa: E402
+from mlxbench.results.metrics import MB  # noqa: E402
 
 # One colour per variant, in the suite's order, the same in every chart of a report.
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2",

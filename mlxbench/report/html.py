@@ -13,8 +13,9 @@ from markupsafe import Markup
 
 import mlxbench
 from mlxbench.report import charts, tables
-from mlxbench.report import metrics as m
-from mlxbench.results import latest_by_case
+from mlxbench.report import comparison as comparison_text
+from mlxbench.results import metrics as m
+from mlxbench.results.store import latest_by_case
 from mlxbench.stats import UNSTABLE_SPREAD
 
 _ENV = jinja2.Environment(
@@ -234,12 +235,8 @@ def render_run(run, comparison: dict | None = None, compare_label: str = "") -> 
 
 
 def _compare_summary(comparison: dict) -> str:
-    from mlxbench import compare
-
-    return compare.summary_line(comparison)
+    return comparison_text.summary_line(comparison)
 
 
 def _compare_rows(comparison: dict, significant_only: bool = False) -> list[dict]:
-    from mlxbench import compare
-
-    return [dict(zip(compare.HEADINGS, r)) for r in compare.rows(comparison, significant_only)]
+    return [dict(zip(comparison_text.HEADINGS, r)) for r in comparison_text.rows(comparison, significant_only)]

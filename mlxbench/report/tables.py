@@ -11,9 +11,9 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
-from mlxbench.env import all_notes
-from mlxbench.report import metrics as m
-from mlxbench.results import latest_by_case
+from mlxbench.machine.env import all_notes
+from mlxbench.results import metrics as m
+from mlxbench.results.store import latest_by_case
 from mlxbench.stats import relative_change
 
 # Columns per workload, in order; a column shows only if some record has the figure.

@@ -6,8 +6,8 @@ import csv
 import io
 
 from mlxbench.report import tables
-from mlxbench.report.metrics import value_of
-from mlxbench.results import latest_by_case
+from mlxbench.results.metrics import value_of
+from mlxbench.results.store import latest_by_case
 from mlxbench.stats import UNSTABLE_SPREAD
 
 

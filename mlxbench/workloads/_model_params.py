@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlxbench import models
+from mlxbench.workloads import models
 from mlxbench.workloads.base import Param
 
 MODEL_PARAM = Param("model", str, "small", validate=models.check_model,

@@ -1,6 +1,6 @@
 """The small interface every workload implements; the runner owns timing and statistics.
 
-Lifecycle, driven by the worker (mlxbench.worker) for one case::
+Lifecycle, driven by the worker (mlxbench.run.worker) for one case::
 
     wl = WorkloadClass(params, seed)   # params: resolved and validated
     wl.setup()                         # build model and data (untimed)

@@ -18,8 +18,8 @@ from typing import Any
 
 import mlx.core as mx
 
-from mlxbench import models
-from mlxbench.profiler import MemorySampler
+from mlxbench.workloads import models
+from mlxbench.machine.profiler import MemorySampler
 from mlxbench.workloads.base import Param, Workload, register
 from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mlxbench import stats, workloads
+from mlxbench import stats
+from mlxbench import workloads
 
 HERE = Path(__file__).resolve().parent
 HOW_TO_RUN = "benchmark: run with `pytest --benchmark-only tests/benchmarks`"

@@ -10,7 +10,7 @@ import webbrowser
 from pathlib import Path
 
 from mlxbench.errors import UserError
-from mlxbench.report.source import load_run
+from mlxbench.results.run import load_run
 
 
 def add_arguments(parser) -> None:
@@ -49,7 +49,7 @@ def write_html(run, out: str | None = None, compare: str | None = None, threshol
         run = load_run(run)
     comparison = None
     if compare:
-        from mlxbench.compare import compare_runs
+        from mlxbench.results.compare import compare_runs
 
         comparison = compare_runs(run.records, load_run(compare).records, threshold)
     page = render_run(run, comparison, compare_label=str(compare or ""))

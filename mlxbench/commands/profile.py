@@ -76,8 +76,8 @@ def print_script_traceback(err: BaseException, script: Path) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from mlxbench import env
-    from mlxbench.profiler import mark_phase, profile_memory
+    from mlxbench.machine import env
+    from mlxbench.machine.profiler import mark_phase, profile_memory
 
     script, script_args = script_and_args(args.script_command)
     if not args.interval_s > 0:

@@ -129,14 +129,63 @@ def _openblas_name(lib: ctypes.CDLL) -> str:
         return "OpenBLAS"
 
 
+# A child process loads the library and multiplies small and large matrices: a build whose
+# kernels this CPU cannot run (cmeel-openblas 0.3.31 runs AVX-512 code on CPUs without it)
+# dies there with SIGILL instead of killing every process that imports mlxbench.
+_PROBE = """
+import ctypes, sys
+for dep in sys.argv[2:]:
+    ctypes.CDLL(dep, mode=ctypes.RTLD_GLOBAL)
+lib = ctypes.CDLL(sys.argv[1])
+for n in (8, 64, 300):
+    a = (ctypes.c_float * (n * n))(*([1.0] * (n * n)))
+    c = (ctypes.c_float * (n * n))()
+    lib.cblas_sgemm(101, 111, 111, n, n, n, ctypes.c_float(1.0), a, n, a, n, ctypes.c_float(0.0), c, n)
+    assert c[0] == n and c[n * n - 1] == n, (n, c[0])
+"""
+
+
+def _cpu_flags() -> str:
+    try:
+        return next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return ""
+
+
+def _probe(path: Path, deps: list[Path]) -> None:
+    """OSError unless the library multiplies matrices correctly on this CPU (cached per library and CPU)."""
+    stat = path.resolve().stat()
+    key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{_cpu_flags()}".encode()).hexdigest()[:16]
+    verdict = _cache_dir() / "probes" / key
+    if verdict.exists():
+        problem = verdict.read_text()
+    else:
+        try:
+            child = subprocess.run([sys.executable, "-c", _PROBE, str(path), *map(str, deps)],
+                                   capture_output=True, text=True, timeout=60)
+            problem = "" if child.returncode == 0 else (
+                f"a test matrix product died with signal {-child.returncode} on this CPU" if child.returncode < 0
+                else f"a test matrix product failed: {child.stderr.strip().splitlines()[-1:]}")
+        except subprocess.TimeoutExpired:
+            problem = "a test matrix product did not finish in 60 s"
+        verdict.parent.mkdir(parents=True, exist_ok=True)
+        verdict.write_text(problem)
+    if problem:
+        raise OSError(problem)
+
+
 def _try_load(candidates: list[tuple[Path, str]], notes: list[str]) -> BlasInfo | None:
     for path, source in candidates:
         try:
+            deps = []
             if source == "cmeel-openblas" and ctypes.util.find_library("gfortran") is None:
                 bundled = _bundled_gfortran()
                 if bundled is None:
                     raise OSError("libgfortran.so.5 is missing and MLX bundles none")
-                _load_global(_gfortran_shim(bundled))
+                deps.append(_gfortran_shim(bundled))
+            _probe(path, deps)
+            for dep in deps:
+                _load_global(dep)
             lib = _load_global(path)
             threads = lib.openblas_get_num_threads() if hasattr(lib, "openblas_get_num_threads") else None
             return BlasInfo(_openblas_name(lib), True, str(path), source, threads, notes)

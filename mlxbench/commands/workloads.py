@@ -8,7 +8,7 @@ import textwrap
 
 from mlxbench import workloads
 from mlxbench.errors import UserError
-from mlxbench.suite import workload_class
+from mlxbench.suite.schema import workload_class
 from mlxbench.workloads.base import Param, Workload
 
 

@@ -68,7 +68,7 @@ def tokenize(texts: list[str], model: str, vocab_size: int) -> np.ndarray:
     the vocabulary (newline between documents): real byte statistics, not a real
     tokenization, which is all a speed and memory benchmark needs.
     """
-    from mlxbench.models import is_local
+    from mlxbench.workloads.models import is_local
 
     if not is_local(model):
         data = "\n".join(texts).encode("utf-8")

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TextIO
 
-from mlxbench.report.metrics import busy_machine_share, display, label
+from mlxbench.results.metrics import busy_machine_share, display, label
 
 TICK_S = 1.0  # how often a terminal's running line is redrawn
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlxbench import results
+from mlxbench.results import store
 from mlxbench.errors import UserError
 
 
@@ -30,7 +30,7 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     if path.is_file() and path.suffix == ".json":
         try:
-            from mlxbench.report.pytest_json import to_run
+            from mlxbench.results.pytest_json import to_run
         except ImportError as err:  # the benchmark-CI piece is optional to the rest of the report
             raise UserError(f"{path}: cannot read pytest-benchmark JSON: {err}") from err
         records, env, suite = to_run(path)
@@ -38,7 +38,7 @@ def load_run(path: str | Path) -> Run:
     if not path.is_dir():
         raise UserError(f"{path}: expected a run directory (results/<suite>/<run id>) or a "
                         f"pytest-benchmark .json file, got {'a file' if path.exists() else 'nothing there'}")
-    records = results.read_records(path)
+    records = store.read_records(path)
     if not records:
-        raise UserError(f"{path / results.RECORDS}: expected at least one record, got none")
-    return Run(path, records, results.read_env(path), results.read_suite(path))
+        raise UserError(f"{path / store.RECORDS}: expected at least one record, got none")
+    return Run(path, records, store.read_env(path), store.read_suite(path))

@@ -16,7 +16,8 @@ from importlib import metadata
 from pathlib import Path
 
 import mlxbench
-from mlxbench import blas, device
+from mlxbench.machine import blas
+from mlxbench.machine import device
 
 # Fields that identify a machine + software stack (calibration figures vary run to run).
 IDENTITY_FIELDS = ("os", "machine", "cpu", "memory_total_bytes", "mlx", "mlx_lm", "python", "blas")
@@ -160,42 +161,3 @@ def env_id(env: dict) -> str:
 def all_notes(env: dict) -> list[str]:
     """What the environment says of itself: why a device was chosen, how the BLAS was loaded."""
     return [*(env.get("notes") or []), *((env.get("blas") or {}).get("notes") or [])]
-
-
-def format_text(env: dict) -> str:
-    gib = env["memory_total_bytes"] / 2**30
-    mx_ = env["mlx"]
-    blas_ = env["blas"]
-    lines = [
-        f"OS              {env['os']['platform']}",
-        f"CPU             {env['cpu']['name']} ({env['cpu']['physical_cores']} physical / "
-        f"{env['cpu']['logical_cores']} logical cores)",
-        f"Memory          {gib:.1f} GiB",
-        f"MLX             {mx_['version']} on {mx_['device']} ({mx_['backend']} backend)",
-        f"mlx-lm          {env['mlx_lm']['version']}",
-        f"Python          {env['python']}",
-        f"BLAS            {blas_['name']}{'' if blas_['optimized'] else '  <-- NOT OPTIMIZED'}"
-        + (f" ({blas_['threads']} threads)" if blas_.get("threads") else ""),
-        f"mlxbench        {env['mlxbench']['version']} (git {env['mlxbench']['git_sha'] or 'n/a'})",
-        f"env id          {env['env_id']}",
-    ]
-    lines += [f"Note            {note}" for note in all_notes(env)]
-    if cal := env.get("calibration"):
-        lines += [
-            "Calibration (measured now):",
-            f"  fp32 matmul      {cal['matmul_fp32_gflops']:.1f} GFLOP/s",
-            f"  memory bandwidth {cal['memory_bandwidth_gbps']:.1f} GB/s",
-        ]
-    return "\n".join(lines)
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    parser.add_argument("--no-calibrate", action="store_true", help="skip the matmul/bandwidth measurement")
-
-
-def main(args) -> int:
-    blas.warn_if_reference()
-    env = capture(calibrate=not args.no_calibrate)
-    print(json.dumps(env, indent=2) if args.json else format_text(env))
-    return 0

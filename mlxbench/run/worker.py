@@ -1,6 +1,6 @@
 """Run one case and hand back its outcome: the single measurement loop of mlxbench.
 
-The runner starts ``python -m mlxbench.worker CASE.json OUTCOME.json`` in a fresh
+The runner starts ``python -m mlxbench.run.worker CASE.json OUTCOME.json`` in a fresh
 process per case (``--inline`` calls :func:`run_case` in its own process instead).
 The outcome goes to a file, not stdout, which the workload may print to.
 
@@ -25,8 +25,11 @@ from pathlib import Path
 import mlxbench  # noqa: F401  (loads the optimized BLAS before mlx.core)
 import mlx.core as mx
 
-from mlxbench import device, profiler, results, stats
-from mlxbench.suite import Case, workload_class
+from mlxbench.machine import device
+from mlxbench.machine import profiler
+from mlxbench.results import store
+from mlxbench import stats
+from mlxbench.suite.schema import Case, workload_class
 
 TIMELINE_POINTS = 2000
 TRACEBACK_LINES = 15
@@ -123,7 +126,7 @@ def run_case(case: Case, isolated: bool = False) -> dict:
     ``isolated``: this process runs nothing else (a worker), so its own peak RSS is the case's.
     Keys: status, error, metrics, memory_timeline, leak, equivalence_values, started_at, duration_s.
     """
-    outcome = results.blank_outcome(datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    outcome = store.blank_outcome(datetime.now(timezone.utc).isoformat(timespec="seconds"))
     start = time.perf_counter()
     device.choose()  # the same device env.json reports: CPU where the GPU is virtual
     try:
@@ -148,7 +151,7 @@ def _exit_when_orphaned(parent: int) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m mlxbench.worker CASE.json OUTCOME.json", file=sys.stderr)
+        print("usage: python -m mlxbench.run.worker CASE.json OUTCOME.json", file=sys.stderr)
         return 2
     case_path, outcome_path = map(Path, argv)
     _exit_when_orphaned(os.getppid())

@@ -1,0 +1,48 @@
+"""``mlxbench run SUITE``: every case of a suite in its own fresh process (see mlxbench.run.runner)."""
+
+from __future__ import annotations
+
+from mlxbench.run.progress import table
+from mlxbench.run.rundir import open_run_dir, record_environment
+from mlxbench.run.runner import run_suite
+from mlxbench.suite.schema import describe, expand, load
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("suite", help="the suite file (YAML)")
+    parser.add_argument("--profile", default=None,
+                        help="a profile of the suite (e.g. quick); full: the suite as written; "
+                             "auto: quick when MLX runs on the CPU and the suite has one")
+    parser.add_argument("--set", dest="sets", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override warmup, repeat, timeout, seed, memory_limit_mb or a workload "
+                             "parameter of every variant (value read as YAML)")
+    parser.add_argument("--only", action="extend", nargs="+", default=[], metavar="VARIANT",
+                        help="run only these variants")
+    parser.add_argument("--out", default="results", help="results root (default: results)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue this run: run only the cases not yet ok")
+    parser.add_argument("--dry-run", action="store_true", help="validate and list the cases, run nothing")
+    parser.add_argument("--inline", action="store_true",
+                        help="run cases in this process (for debugging; no isolation, no timeout)")
+    parser.add_argument("--report", action="store_true",
+                        help="render the run's HTML report under reports/ when it ends, and print its path")
+    parser.add_argument("--no-calibrate", action="store_true",
+                        help="skip the environment's matmul/bandwidth calibration (saves ~3 s)")
+
+
+def main(args) -> int:
+    suite = load(args.suite, profile=args.profile, sets=args.sets, only=args.only)
+    cases = expand(suite)
+    if args.dry_run:
+        print(describe(suite, cases))
+        return 0
+    run_dir = open_run_dir(suite, args.out, args.resume)
+    env_id = record_environment(run_dir, calibrate=not args.no_calibrate)
+    records = run_suite(suite, cases, run_dir, env_id, inline=args.inline)
+    print()
+    print(table(records, suite.workload_cls.headline))
+    print(f"\nresults: {run_dir}")
+    if args.report:
+        from mlxbench.commands.report import write_html
+
+        print(f"report:  {write_html(run_dir)}")
+    return 0 if all(r["status"] == "ok" for r in records) else 1

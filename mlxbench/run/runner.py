@@ -1,0 +1,69 @@
+"""The run loop: the cases not yet ok, baselines first, each recorded the moment it ends.
+
+Each case runs in its own worker process (mlxbench.run.supervise); each finished case
+is appended to ``records.jsonl`` and flushed at once, so a run killed at any moment
+keeps every finished case, and ``--resume RUN_DIR`` runs the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+
+from mlxbench.results import store
+from mlxbench.run.progress import Progress
+from mlxbench.run.equivalence import equivalence
+from mlxbench.run.supervise import run_isolated
+from mlxbench.suite.schema import Case, Suite, expand
+
+
+def run_order(cases: list[Case]) -> list[Case]:
+    """Baseline cases first, so every other case can be checked against its baseline as it ends."""
+    return sorted(cases, key=lambda c: not c.is_baseline)
+
+
+def run_suite(suite: Suite, cases: list[Case], run_dir: Path, env_id: str, inline: bool = False) -> list[dict]:
+    """Run the cases not yet ok in ``run_dir``; every case's latest record, in suite order."""
+    latest = {r["case_id"]: r for r in store.latest_by_case(store.read_records(run_dir))}
+    todo = [c for c in run_order(cases) if latest.get(c.case_id, {}).get("status") != "ok"]
+    if len(todo) < len(cases):
+        print(f"{len(cases) - len(todo)} of {len(cases)} cases already ok in {run_dir}; running {len(todo)}")
+    # The baseline of each sweep point, even when --only leaves it out (an earlier run may have it).
+    baseline_at = {_point_key(c.sweep): c.case_id for c in expand(replace(suite, only=())) if c.is_baseline}
+    run_id = run_dir.name
+    progress = Progress(len(todo))
+    for case in todo:
+        progress.start(case.label)
+        if inline:
+            from mlxbench.run.worker import run_case
+
+            outcome = run_case(case)
+        else:
+            outcome = run_isolated(case, run_dir, progress.tick)
+        record = make_record(case, outcome, run_id, env_id, inline)
+        baseline = latest.get(baseline_at.get(_point_key(case.sweep), ""))
+        record["equivalence"] = equivalence(record, baseline, suite.workload_cls.equivalent_params)
+        store.append_record(run_dir, record)
+        latest[case.case_id] = record
+        progress.finish(record, suite.workload_cls.headline)
+    return [latest[c.case_id] for c in cases if c.case_id in latest]
+
+
+def _point_key(sweep: dict) -> str:
+    return json.dumps(sweep, sort_keys=True, default=str)
+
+
+def make_record(case: Case, outcome: dict, run_id: str, env_id: str, inline: bool) -> dict:
+    """The record of a finished case: what it was, how it ended, what it measured."""
+    return {
+        "suite": case.suite, "run_id": run_id, "case_id": case.case_id, "variant": case.variant,
+        "workload": case.workload, "sweep": case.sweep, "params": case.params, "seed": case.seed,
+        "warmup": case.warmup, "repeat": case.repeat,
+        "status": outcome["status"], "error": outcome["error"], "metrics": outcome["metrics"],
+        "memory_timeline": outcome["memory_timeline"], "leak": outcome["leak"],
+        "equivalence_values": outcome["equivalence_values"], "equivalence": None,
+        "is_baseline": case.is_baseline, "inline": inline, "env_id": env_id,
+        "started_at": outcome["started_at"], "duration_s": outcome["duration_s"],
+    }
