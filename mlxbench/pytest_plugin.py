@@ -13,26 +13,51 @@ between rounds is outside them. ``--benchmark-json`` files carry the figures, an
 ``--mlx-memory-baseline=OLD.json`` fails the run when one grows by more than
 ``--mlx-memory-threshold`` percent — pytest-benchmark itself can only gate on time.
 
-Where the GPU MLX would use cannot be trusted (a hosted CI runner's virtual Metal
-device), benchmarks run on MLX's CPU device and the environment says so.
+The plugin loads in every pytest session of an environment with mlxbench installed,
+so it stays inert until a test uses the ``benchmark`` fixture: only then does it import
+MLX, choose MLX's device (its CPU device where the GPU cannot be trusted, such as a
+hosted CI runner's virtual Metal device) and print anything.
+
+pytest-benchmark has no public per-round hook, so the figures come from wrapping its
+private ``BenchmarkFixture._make_runner``: only within ``PYTEST_BENCHMARK_TESTED``.
+Outside it nothing is patched and the run says that the figures were not measured.
 """
 
 from __future__ import annotations
 
-import mlxbench  # noqa: F401  first: loads the optimized BLAS before mlx.core (mlxbench.machine.blas)
-
 import contextlib
+import dataclasses
 import shlex
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-from mlxbench.machine.device import choose as choose_device
 from mlxbench.errors import UserError
 
 MEMORY_FIGURES = ("peak_memory_bytes", "active_memory_bytes", "peak_rss_bytes")
 DEFAULT_THRESHOLD_PCT = 10.0
 SAMPLE_INTERVAL_S = 0.01
+# pytest-benchmark major versions (first included, last excluded) whose private
+# _make_runner(function, args, kwargs) -> runner(loops_range, timer) the plugin wraps
+# and its tests run against; the same from 3.4 through 5.x.
+PYTEST_BENCHMARK_TESTED = (4, 6)
+
+
+@dataclasses.dataclass
+class PluginState:
+    """The plugin's state for one session, kept in ``config.stash[STATE]``."""
+
+    baseline: dict[str, dict] | None = None
+    figures: dict[str, dict] = dataclasses.field(default_factory=dict)  # fullname -> memory figures
+    regressions: list[str] = dataclasses.field(default_factory=list)
+    compared: int = 0
+    checked: bool = False  # whether this pytest-benchmark was checked for _make_runner
+    unmeasured: str | None = None  # why memory figures were not measured
+    device_notes: list[str] | None = None  # None until a benchmark made the plugin choose the device
+
+
+STATE = pytest.StashKey[PluginState]()
 
 
 class BenchmarkMemory:
@@ -122,6 +147,45 @@ def _baseline_figures(path: str) -> dict[str, dict]:
     return {b.get("fullname", b["name"]): b["extra_info"] for b in data["benchmarks"]}
 
 
+def _pytest_benchmark_version() -> str | None:
+    try:
+        return metadata.version("pytest-benchmark")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def unpatchable_reason(fixture, version: str | None) -> str | None:
+    """Why the plugin cannot measure this pytest-benchmark's rounds, or None when it can."""
+    low, high = PYTEST_BENCHMARK_TESTED
+    try:
+        major = int(str(version).split(".")[0])
+    except ValueError:
+        major = None
+    if major is None or not low <= major < high:
+        tested = f"{low}.x" if high - low == 1 else f"{low}.x to {high - 1}.x"
+        return (f"pytest-benchmark {version or '(version unknown)'} is outside the versions mlxbench's plugin "
+                f"is tested with ({tested}), whose private BenchmarkFixture._make_runner it wraps")
+    if not callable(getattr(fixture, "_make_runner", None)):
+        return f"pytest-benchmark {version} has no BenchmarkFixture._make_runner to wrap"
+    return None
+
+
+def _check_once(item, fixture, state: PluginState) -> str | None:
+    """``state.unmeasured``, checked at the first benchmark and warned about once."""
+    if not state.checked:
+        state.checked = True
+        state.unmeasured = unpatchable_reason(fixture, _pytest_benchmark_version())
+        if state.unmeasured:
+            item.warn(pytest.PytestWarning(f"mlxbench: MLX memory figures not measured: {state.unmeasured}"))
+    return state.unmeasured
+
+
+def _benchmarks_timed(config) -> bool:
+    """Whether pytest-benchmark is loaded and times the benchmarks of this session."""
+    loaded = any(config.pluginmanager.hasplugin(name) for name in ("benchmark", "pytest_benchmark.plugin"))
+    return loaded and not (config.getoption("benchmark_disable", False) or config.getoption("benchmark_skip", False))
+
+
 def pytest_addoption(parser):
     group = parser.getgroup("mlxbench", "mlxbench: MLX memory figures of pytest-benchmark benchmarks")
     group.addoption("--mlx-memory-baseline", metavar="PATH",
@@ -139,29 +203,28 @@ def pytest_configure(config):
     if threshold < 0:
         raise pytest.UsageError(f"--mlx-memory-threshold: expected a percentage ≥ 0, got {threshold:g}")
     baseline = config.getoption("mlx_memory_baseline")
-    config._mlxbench_baseline = _baseline_figures(baseline) if baseline else None
-    config._mlxbench_regressions = []
-    choose_device()  # before any benchmark: may move MLX to its CPU device
+    config.stash[STATE] = PluginState(baseline=_baseline_figures(baseline) if baseline else None)
 
 
-def pytest_report_header(config):
-    from mlxbench.machine import blas
-    from mlxbench.machine import env
+def pytest_runtest_setup(item):
+    # Before the test's fixtures run: one that builds a model must not run on a virtual GPU either.
+    state = item.config.stash[STATE]
+    uses_benchmark = "benchmark" in getattr(item, "fixturenames", ())
+    if state.device_notes is None and uses_benchmark and _benchmarks_timed(item.config):
+        from mlxbench.machine.device import choose
 
-    mlx = env.mlx_device()
-    lines = [f"mlxbench: MLX {mlx['version']} on {mlx['device']} ({mlx['backend']} backend), "
-             f"BLAS {blas.load().name}"]
-    return lines + [f"mlxbench: {note}" for note in choose_device()]
+        state.device_notes = list(choose())
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
     fixture = getattr(item, "funcargs", {}).get("benchmark")
+    state = item.config.stash[STATE]
     measurable = (
         fixture is not None
         and not item.config.getoption("no_mlx_memory")
+        and _check_once(item, fixture, state) is None
         and not getattr(fixture, "disabled", True)
-        and hasattr(fixture, "_make_runner")  # pytest-benchmark's per-round runner factory
     )
     if not measurable:
         yield
@@ -171,8 +234,11 @@ def pytest_runtest_call(item):
     try:
         yield
     finally:
+        figures = memory.finish()
         # extra_info is the dict pytest-benchmark serializes at session end.
-        fixture.extra_info.update(memory.finish())
+        fixture.extra_info.update(figures)
+        if figures and not getattr(fixture, "has_error", False):
+            state.figures[item.nodeid] = figures
 
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-benchmark hook: absent without it
@@ -181,8 +247,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     from mlxbench.machine import env
     from mlxbench.results.pytest_json import ENV_KEY
 
-    captured = env.capture(calibrate=False)
-    machine_info[ENV_KEY] = captured
+    machine_info[ENV_KEY] = env.capture(calibrate=False)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -195,34 +260,54 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
 
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
-    baseline = getattr(config, "_mlxbench_baseline", None)
-    benchmark_session = getattr(config, "_benchmarksession", None)
-    if baseline is None or benchmark_session is None:
+    state = config.stash.get(STATE, None)
+    if state is None or state.baseline is None:
         return
-    current = {b.fullname: b.extra_info for b in benchmark_session.benchmarks if not b.has_error}
-    config._mlxbench_compared = sum(name in baseline for name in current)
-    config._mlxbench_regressions = memory_regressions(
-        current, baseline, config.getoption("mlx_memory_threshold"))
-    if config._mlxbench_regressions and session.exitstatus == pytest.ExitCode.OK:
+    state.compared = sum(name in state.baseline for name in state.figures)
+    state.regressions = memory_regressions(state.figures, state.baseline, config.getoption("mlx_memory_threshold"))
+    if state.regressions and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    baseline_path = config.getoption("mlx_memory_baseline")
-    if baseline_path is None:
+    state = config.stash.get(STATE, None)
+    if state is None:
         return
-    regressions = getattr(config, "_mlxbench_regressions", [])
-    title = f"MLX memory against {Path(baseline_path).name}"
-    if regressions:
+    _summarize_session(terminalreporter, state)
+    if config.getoption("mlx_memory_baseline") is not None:
+        _summarize_baseline(terminalreporter, config, state)
+
+
+def _summarize_session(terminalreporter, state: PluginState) -> None:
+    """The device benchmarks ran on, and why memory went unmeasured: only once a benchmark ran."""
+    if state.device_notes is None and state.unmeasured is None:
+        return
+    terminalreporter.section("mlxbench", yellow=state.unmeasured is not None)
+    if state.unmeasured:
+        terminalreporter.write_line(f"MLX memory figures not measured: {state.unmeasured}", yellow=True)
+    if state.device_notes is not None:
+        from mlxbench.machine import blas
+        from mlxbench.machine import env
+
+        mlx = env.mlx_device()  # MLX is imported by now: choosing the device did it
+        terminalreporter.write_line(f"MLX {mlx['version']} on {mlx['device']} ({mlx['backend']} backend), "
+                                    f"BLAS {blas.load().name}")
+        for note in state.device_notes:
+            terminalreporter.write_line(note)
+
+
+def _summarize_baseline(terminalreporter, config, state: PluginState) -> None:
+    title = f"MLX memory against {Path(config.getoption('mlx_memory_baseline')).name}"
+    if state.regressions:
         terminalreporter.section(title, red=True)
-        terminalreporter.write_line(f"{len(regressions)} memory figure(s) exceed the baseline:", red=True)
-        for message in regressions:
+        terminalreporter.write_line(f"{len(state.regressions)} memory figure(s) exceed the baseline:", red=True)
+        for message in state.regressions:
             terminalreporter.write_line(f"  {message}", red=True)
-    elif not getattr(config, "_mlxbench_compared", 0):
+    elif not state.compared:
         terminalreporter.section(title, yellow=True)
         terminalreporter.write_line("no benchmark of this run is in the baseline: nothing compared", yellow=True)
     else:
         terminalreporter.section(title, green=True)
         threshold = config.getoption("mlx_memory_threshold")
-        terminalreporter.write_line(f"{config._mlxbench_compared} benchmark(s) compared: no memory figure "
+        terminalreporter.write_line(f"{state.compared} benchmark(s) compared: no memory figure "
                                     f"exceeds the baseline by more than {threshold:g}%")

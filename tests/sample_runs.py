@@ -14,6 +14,8 @@ from pathlib import Path
 import yaml
 
 from mlxbench import stats
+from mlxbench.results.record import Record
+from mlxbench.workloads.train import Train
 
 SUITE = {
     "name": "training-memory",
@@ -30,6 +32,7 @@ SUITE = {
         "GC + M=4": {"gradient_checkpointing": True, "micro_batch_size": 4},
     },
     "sweep": {"seq_length": [256, 512]},
+    "metrics": [m.to_dict() for m in Train.declared_metrics().values()],
 }
 ENV = {
     "os": {"system": "Darwin", "release": "24.1.0", "platform": "macOS-15.1-arm64-arm-64bit"},
@@ -63,7 +66,7 @@ def timeline(peak_mb: float, step_s: float) -> dict:
 
 
 def record(variant: str, seq_length: int, *, status: str = "ok", spread: float = 0.02, scale: float = 1.0,
-           seed: int = 0) -> dict:
+           seed: int = 0) -> Record:
     peak_mb, step_s = FIGURES[variant]
     factor = seq_length / 256
     peak_bytes = int(peak_mb * 1e6 * factor)
@@ -72,31 +75,31 @@ def record(variant: str, seq_length: int, *, status: str = "ok", spread: float =
     samples = [step * (1 + spread * (rng.random() - 0.5) * 2) for _ in range(5)]
     summary = stats.summarize(samples)
     tokens = 8 * seq_length
-    rec = {
-        "suite": SUITE["name"], "run_id": "20261124-100000", "case_id": f"{CASE_IDS[variant]}-{seq_length}",
-        "variant": variant, "workload": "train", "sweep": {"seq_length": seq_length},
-        "params": {**SUITE["defaults"], **SUITE["variants"][variant], "seq_length": seq_length},
-        "seed": 0, "warmup": 2, "repeat": 5, "status": status, "error": None,
-        "metrics": {"step_time_s": summary, "tokens_per_s": tokens / summary["median"],
-                    "peak_memory_bytes": peak_bytes, "active_memory_bytes": peak_bytes // 3,
-                    "cache_memory_bytes": 0, "peak_rss_bytes": peak_bytes + 200_000_000, "loss": 6.93},
-        "memory_timeline": timeline(peak_mb * factor, step), "leak": None,
-        "equivalence_values": {"loss": 6.93, "grad_norm": 1.5, "rtol": 1e-4}, "equivalence": None,
-        "is_baseline": variant == "baseline", "inline": False, "env_id": "e1",
-        "started_at": "2026-11-24T10:00:00+00:00", "duration_s": 12.0,
-    }
+    rec = Record(
+        suite=SUITE["name"], run_id="20261124-100000", case_id=f"{CASE_IDS[variant]}-{seq_length}",
+        variant=variant, workload="train", sweep={"seq_length": seq_length},
+        params={**SUITE["defaults"], **SUITE["variants"][variant], "seq_length": seq_length},
+        seed=0, warmup=2, repeat=5, status=status,
+        metrics={"step_time_s": summary, "tokens_per_s": tokens / summary["median"],
+                 "peak_memory_bytes": peak_bytes, "active_memory_bytes": peak_bytes // 3,
+                 "cache_memory_bytes": 0, "peak_rss_bytes": peak_bytes + 200_000_000, "loss": 6.93},
+        memory_timeline=timeline(peak_mb * factor, step),
+        equivalence_values={"loss": 6.93, "grad_norm": 1.5, "rtol": 1e-4},
+        is_baseline=variant == "baseline", env_id="e1", started_at="2026-11-24T10:00:00+00:00", duration_s=12.0,
+    )
     if variant != "baseline":
-        rec["equivalence"] = {"baseline_case_id": f"base-{seq_length}", "matches": True, "mismatches": [],
-                              "values": {"loss": 6.93}, "baseline_values": {"loss": 6.93}, "rtol": 1e-4}
+        rec.equivalence = {"baseline_case_id": f"base-{seq_length}", "matches": True, "mismatches": [],
+                           "values": {"loss": 6.93}, "baseline_values": {"loss": 6.93}, "rtol": 1e-4}
     if status != "ok":
-        rec.update(metrics={}, memory_timeline=None, equivalence=None, error={
+        rec.metrics, rec.memory_timeline, rec.equivalence = {}, None, None
+        rec.error = {
             "message": "[METAL] Command buffer execution failed: Insufficient Memory",
             "traceback": "Traceback (most recent call last):\n  File \"worker.py\", line 80, in run\nRuntimeError: "
-                         "[METAL] Command buffer execution failed: Insufficient Memory"})
+                         "[METAL] Command buffer execution failed: Insufficient Memory"}
     return rec
 
 
-def training_records() -> list[dict]:
+def training_records() -> list[Record]:
     """Eight cases: GC + M=4 at 512 ran out of memory, micro-batch at 512 timed wide,
     GC only at 256 lost equivalence, GC only at 512 leaks."""
     records = []
@@ -107,18 +110,22 @@ def training_records() -> list[dict]:
                 continue
             rec = record(variant, seq, spread=0.4 if (variant, seq) == ("micro-batch M=2", 512) else 0.02)
             if (variant, seq) == ("GC only", 256):
-                rec["equivalence"].update(matches=False, mismatches=["loss"], values={"loss": 7.2})
+                rec.equivalence.update(matches=False, mismatches=["loss"], values={"loss": 7.2})
             if (variant, seq) == ("GC only", 512):
-                rec["leak"] = {"slope_bytes_per_step": 2_000_000.0, "threshold_bytes_per_step": 65536.0,
+                rec.leak = {"slope_bytes_per_step": 2_000_000.0, "threshold_bytes_per_step": 65536.0,
                                "leaking": True}
             records.append(rec)
     return records
 
 
-def write_run(run_dir: Path, records: list[dict], suite: dict | None = None, env: dict | None = None) -> Path:
-    """A run directory with records.jsonl, env.json and suite.yaml, as the runner leaves it."""
+def write_run(run_dir: Path, records: list, suite: dict | None = None, env: dict | None = None) -> Path:
+    """A run directory with records.jsonl, env.json and suite.yaml, as the runner leaves it.
+
+    ``records``: Records, or plain dicts (as an older version, or a hostile writer, left them).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    lines = [r.to_json() if isinstance(r, Record) else json.dumps(r) for r in records]
+    (run_dir / "records.jsonl").write_text("".join(line + "\n" for line in lines))
     (run_dir / "env.json").write_text(json.dumps(ENV if env is None else env))
     (run_dir / "suite.yaml").write_text(yaml.safe_dump(SUITE if suite is None else suite, sort_keys=False))
     return run_dir

@@ -11,7 +11,7 @@ import pytest
 
 from validation import validation_errors
 from mlxbench.workloads import models
-from mlxbench.stats import summarize
+from mlxbench.run import measure as loop
 from mlxbench.workloads import get
 from mlxbench.workloads.generate import Generate, generate, make_prompts
 
@@ -24,13 +24,12 @@ def params(**overrides) -> dict:
 
 
 def measure(steps: int = 2, **overrides) -> dict:
-    """Set up, run ``steps`` timed steps and return the derived metrics, as the worker does."""
+    """Run ``steps`` timed steps through the worker's own loop and return the record's metrics."""
     wl = Generate(params(**overrides), seed=0)
-    wl.setup()
-    samples = [wl.step() for _ in range(steps)]
-    timed = {k: summarize([s[k] for s in samples]) for k in samples[0]}
-    timed["step_time_s"] = summarize([s["ttft_s"] + s["decode_s"] for s in samples])
-    return wl.metrics(timed)
+    try:
+        return loop.measure(wl, warmup=0, repeat=steps).metrics
+    finally:
+        wl.teardown()
 
 
 def errors(**overrides) -> dict[str, str]:
@@ -111,6 +110,15 @@ def test_metrics_report_speeds_end_to_end_time_and_size():
         assert m[name] > 0, name
     assert m["bits_per_weight"] == 32.0
     assert "kl_divergence" not in m
+
+
+def test_each_timed_step_reports_its_phases_within_the_step_time_the_loop_took():
+    m = measure(steps=2)
+    for name in ("ttft_s", "prefill_s", "decode_s", "step_time_s"):
+        assert m[name]["n"] == 2, name
+    for ttft, decode, step in zip(m["ttft_s"]["samples"], m["decode_s"]["samples"], m["step_time_s"]["samples"]):
+        assert ttft + decode <= step
+    assert m["end_to_end_s"] == m["step_time_s"]["median"]
 
 
 def test_total_decode_speed_is_the_batch_times_the_per_sequence_speed():
@@ -242,13 +250,13 @@ def test_a_generate_suite_runs_end_to_end_into_records(tmp_path):
     out = mlxbench("run", str(suite), "--out", str(tmp_path / "results"), "--no-calibrate")
     assert out.returncode == 0, out.stderr
     [run_dir] = (tmp_path / "results" / "gen").iterdir()
-    records = {r["variant"]: r for r in read_records(run_dir)}
-    assert {r["status"] for r in records.values()} == {"ok"}
+    records = {r.variant: r for r in read_records(run_dir)}
+    assert {r.status for r in records.values()} == {"ok"}
     for record in records.values():
-        assert len(record["metrics"]["decode_s"]["samples"]) == 2
-        assert record["metrics"]["decode_tokens_per_s"] > 0
-    assert records["4-bit"]["metrics"]["kl_divergence"] > 0
-    assert records["4-bit"]["metrics"]["model_size_bytes"] < records["float32"]["metrics"]["model_size_bytes"]
+        assert len(record.metrics["decode_s"]["samples"]) == 2
+        assert record.metrics["decode_tokens_per_s"] > 0
+    assert records["4-bit"].metrics["kl_divergence"] > 0
+    assert records["4-bit"].metrics["model_size_bytes"] < records["float32"].metrics["model_size_bytes"]
 
 
 def test_a_suite_with_a_rejected_combination_fails_in_one_line_naming_the_key(tmp_path):

@@ -8,6 +8,7 @@ from validation import validation_errors
 from mlxbench.workloads import models
 from mlxbench.workloads import get
 from mlxbench.workloads.generate import model_size_bytes
+from mlxbench.run.measure import Measurement, measure
 from mlxbench.workloads.load import Load, save_quantized
 
 
@@ -15,19 +16,17 @@ def params(**overrides) -> dict:
     return {**Load.defaults(), "model": "tiny", **overrides}
 
 
-def run(steps: int = 2, **overrides) -> tuple[Load, list[dict], dict]:
-    """Set up, run ``steps`` steps, take the metrics and tear down, as the worker does.
+def run(steps: int = 2, **overrides) -> tuple[Load, Measurement]:
+    """Run ``steps`` timed steps through the worker's own loop, then tear down.
 
     The workload keeps the last loaded model in ``net`` for the tests to inspect.
     """
     wl = Load(params(**overrides), seed=0)
-    wl.setup()
     net = None
     try:
-        samples = [wl.step() for _ in range(steps)]
-        metrics = wl.metrics({})
+        measured = measure(wl, warmup=0, repeat=steps)
         net = wl.net
-        return wl, samples, metrics
+        return wl, measured
     finally:
         wl.teardown()
         wl.net = net
@@ -52,40 +51,49 @@ def test_workload_is_registered_as_load():
 
 
 def test_every_step_times_the_load_and_nothing_else_without_quantization(unquantized):
-    _, samples, _ = unquantized
-    assert all(set(s) == {"load_time_s"} and s["load_time_s"] > 0 for s in samples)
+    _, measured = unquantized
+    samples = measured.samples
+    assert set(samples) == {"step_time_s", "load_time_s"} and len(samples["load_time_s"]) == 2
+    assert all(0 < load <= step for load, step in zip(samples["load_time_s"], samples["step_time_s"], strict=True))
 
 
 def test_quantization_is_timed_apart_from_the_load(quantized_4bit):
-    _, samples, _ = quantized_4bit
-    assert all(set(s) == {"load_time_s", "quantize_time_s"} and s["quantize_time_s"] > 0 for s in samples)
+    _, measured = quantized_4bit
+    samples = measured.samples
+    assert set(samples) == {"step_time_s", "load_time_s", "quantize_time_s"}
+    assert all(0 < quantize and load + quantize <= step for load, quantize, step in
+               zip(samples["load_time_s"], samples["quantize_time_s"], samples["step_time_s"], strict=True))
 
 
 def test_the_loaded_model_is_the_preset_with_every_weight(unquantized):
-    wl, _, metrics = unquantized
+    wl, _ = unquantized
     assert models.parameter_count(wl.net) == models.parameter_count(models.build("tiny")[0])
 
 
 def test_disk_size_is_the_weights_in_float32_plus_the_file_header(unquantized):
-    wl, _, metrics = unquantized
+    wl, measured = unquantized
+    metrics = measured.metrics
     assert model_size_bytes(wl.net) <= metrics["disk_size_bytes"] < model_size_bytes(wl.net) + 16 * 1024
 
 
 def test_peak_memory_of_the_load_holds_at_least_the_weights(unquantized):
-    wl, _, metrics = unquantized
+    wl, measured = unquantized
+    metrics = measured.metrics
     assert metrics["peak_load_memory_bytes"] >= model_size_bytes(wl.net)
     assert metrics["peak_load_rss_bytes"] > metrics["peak_load_memory_bytes"]
 
 
 def test_quantized_disk_size_is_the_quantized_weights_plus_the_file_header(quantized_4bit):
-    wl, _, metrics = quantized_4bit
+    wl, measured = quantized_4bit
+    metrics = measured.metrics
     assert model_size_bytes(wl.net) <= metrics["quantized_disk_size_bytes"] < model_size_bytes(wl.net) + 16 * 1024
 
 
 def test_quantized_disk_size_shrinks_about_as_bits_per_weight_do(quantized_4bit):
     from mlx_lm.utils import compute_bits_per_weight
 
-    wl, _, metrics = quantized_4bit
+    wl, measured = quantized_4bit
+    metrics = measured.metrics
     ratio = metrics["quantized_disk_size_bytes"] / metrics["disk_size_bytes"]
     # 4-bit weights with a float32 scale and bias per 32 weights: 6 bits per weight, not 4.
     assert ratio == pytest.approx(compute_bits_per_weight(wl.net) / 32, rel=0.1)
@@ -93,8 +101,8 @@ def test_quantized_disk_size_shrinks_about_as_bits_per_weight_do(quantized_4bit)
 
 
 def test_dtype_writes_the_preset_in_that_dtype(unquantized):
-    _, _, half = run(steps=1, dtype="bfloat16")
-    assert half["disk_size_bytes"] == pytest.approx(unquantized[2]["disk_size_bytes"] / 2, rel=0.05)
+    half = run(steps=1, dtype="bfloat16")[1].metrics
+    assert half["disk_size_bytes"] == pytest.approx(unquantized[1].metrics["disk_size_bytes"] / 2, rel=0.05)
 
 
 def test_a_quantized_model_saves_as_a_directory_mlx_lm_loads_back(tmp_path):
@@ -109,13 +117,13 @@ def test_a_quantized_model_saves_as_a_directory_mlx_lm_loads_back(tmp_path):
 
 def test_a_local_model_directory_loads_in_place(tmp_path):
     path = models.write_model_dir("tiny", tmp_path / "tiny")
-    wl, samples, metrics = run(steps=1, model=str(path))
-    assert wl.path == path and metrics["disk_size_bytes"] == (path / "model.safetensors").stat().st_size
+    wl, measured = run(steps=1, model=str(path))
+    assert wl.path == path and measured.metrics["disk_size_bytes"] == (path / "model.safetensors").stat().st_size
     assert path.is_dir()  # teardown never removes the user's directory
 
 
 def test_teardown_removes_the_preset_written_for_the_load():
-    wl, _, _ = run(steps=1)
+    wl, _ = run(steps=1)
     assert not Path(wl.tmp).exists()
 
 

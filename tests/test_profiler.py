@@ -324,9 +324,11 @@ def test_cpu_contention_sees_other_processes_burning_the_cpu():
 
 
 def test_progress_line_warns_when_the_machine_was_busy():
+    from mlxbench.results.metrics import LOOP_METRICS, combine
+    from mlxbench.results.record import Record
     from mlxbench.run.progress import headline
 
-    record = {"status": "ok", "metrics": {"step_time_s": 0.5, "other_processes_cpu_share": 0.6}}
-    assert "BUSY MACHINE" in headline(record, ("step_time_s",))
-    record["metrics"]["other_processes_cpu_share"] = 0.01
-    assert "BUSY MACHINE" not in headline(record, ("step_time_s",))
+    record = Record("s", "c", "v", "w", metrics={"step_time_s": 0.5, "other_processes_cpu_share": 0.6})
+    assert "BUSY MACHINE" in headline(record, ("step_time_s",), combine(LOOP_METRICS))
+    record.metrics["other_processes_cpu_share"] = 0.01
+    assert "BUSY MACHINE" not in headline(record, ("step_time_s",), combine(LOOP_METRICS))

@@ -16,10 +16,17 @@ import yaml
 
 from mlxbench.errors import UserError
 from mlxbench.machine.device import device_fallback
+from mlxbench.pytest_plugin import PYTEST_BENCHMARK_TESTED
 from mlxbench.pytest_plugin import memory_regressions
+from mlxbench.pytest_plugin import unpatchable_reason
 from mlxbench.results.pytest_json import MEMORY_FIGURES, to_run
 
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parent.parent
+# pytester gives each run a fresh HOME: keep the BLAS shim cache of this one.
+MLXBENCH_CACHE = os.environ.get("MLXBENCH_CACHE") or os.path.join(
+    os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "mlxbench")
 WORKFLOW = ROOT / ".github" / "workflows" / "bench.yml"
 MiB = 2**20
 
@@ -125,6 +132,87 @@ def test_no_mlx_memory_option_leaves_extra_info_alone(user_dir):
     assert "peak_memory_bytes" not in bench["extra_info"]
 
 
+# --- the pytest-benchmark versions whose private API the plugin patches ----------------
+
+TWO_TINY_BENCHMARKS = '''
+import mlx.core as mx
+
+
+def test_tiny_a(benchmark):
+    benchmark.pedantic(lambda: mx.eval(mx.ones((256, 256)) + 1), rounds=2)
+
+
+def test_tiny_b(benchmark):
+    benchmark.pedantic(lambda: mx.eval(mx.ones((256, 256)) * 2), rounds=2)
+'''
+
+# Loaded after the plugin, before the first benchmark: the plugin looks the version up then.
+PYTEST_BENCHMARK_99 = '''
+import mlxbench.pytest_plugin
+
+mlxbench.pytest_plugin._pytest_benchmark_version = lambda: "99.0.0"
+'''
+
+
+def run_tiny_benchmarks(pytester, monkeypatch, conftest: str | None = None):
+    """The two tiny benchmarks in a pytester subprocess: its result and each benchmark's extra_info."""
+    monkeypatch.setenv("MLXBENCH_CACHE", MLXBENCH_CACHE)
+    monkeypatch.setenv("MLXBENCH_DEVICE", "cpu")
+    pytester.makepyfile(test_tiny=TWO_TINY_BENCHMARKS)
+    if conftest:
+        pytester.makeconftest(conftest)
+    load_plugin = [] if plugin_registered() else ["-p", "mlxbench.pytest_plugin"]
+    result = pytester.runpytest_subprocess(*load_plugin, "-p", "no:cacheprovider", "--benchmark-json=tiny.json",
+                                           timeout=300)
+    benchmarks = json.loads((pytester.path / "tiny.json").read_text())["benchmarks"]
+    return result, {b["name"]: b["extra_info"] for b in benchmarks}
+
+
+def test_the_installed_pytest_benchmark_is_in_the_tested_range():
+    low, high = PYTEST_BENCHMARK_TESTED
+    assert low <= int(metadata.version("pytest-benchmark").split(".")[0]) < high
+
+
+def test_in_range_benchmarks_get_the_figures_and_no_warning(pytester, monkeypatch):
+    result, extra = run_tiny_benchmarks(pytester, monkeypatch)
+    result.assert_outcomes(passed=2, warnings=0)
+    assert all(isinstance(info[key], int) for info in extra.values() for key in MEMORY_FIGURES), extra
+    assert "not measured" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["=* mlxbench =*", "MLX * on cpu (CPU backend), BLAS *", "MLXBENCH_DEVICE=cpu: *"])
+
+
+def test_out_of_range_pytest_benchmark_is_not_patched_and_says_so_once(pytester, monkeypatch):
+    result, extra = run_tiny_benchmarks(pytester, monkeypatch, conftest=PYTEST_BENCHMARK_99)
+    result.assert_outcomes(passed=2, warnings=1)
+    assert extra == {"test_tiny_a": {}, "test_tiny_b": {}}
+    result.stdout.fnmatch_lines([
+        "*PytestWarning: mlxbench: MLX memory figures not measured: pytest-benchmark 99.0.0 is outside*",
+        "=* mlxbench =*",
+        ("MLX memory figures not measured: pytest-benchmark 99.0.0 is outside the versions mlxbench's plugin "
+         "is tested with (4.x to 5.x), whose private BenchmarkFixture._make_runner it wraps"),
+    ])
+
+
+class _Fixture:
+    def _make_runner(self, function, args, kwargs):
+        return function
+
+
+@pytest.mark.parametrize("version", ["4.0.0", "5.3.1"])
+def test_tested_versions_with_make_runner_are_patched(version):
+    assert unpatchable_reason(_Fixture(), version) is None
+
+
+@pytest.mark.parametrize("version", ["3.4.1", "6.0.0", "not-a-version", None])
+def test_versions_outside_the_tested_range_are_not_patched(version):
+    assert "is outside the versions mlxbench's plugin is tested with" in unpatchable_reason(_Fixture(), version)
+
+
+def test_a_pytest_benchmark_without_make_runner_is_not_patched():
+    reason = unpatchable_reason(object(), "5.3.1")
+    assert reason == "pytest-benchmark 5.3.1 has no BenchmarkFixture._make_runner to wrap"
+
+
 # --- the device on hosted macOS runners ------------------------------------------------
 
 def test_virtual_metal_gpu_of_a_hosted_runner_falls_back_to_the_cpu():
@@ -216,9 +304,9 @@ def test_json_becomes_one_record_per_benchmark_with_memory_metrics(bench_json, b
     records, env, suite = to_run(bench_json)
     assert len(records) == len(benchmarks)
     for record in records:
-        assert record["status"] == "ok"
-        assert record["env_id"] == env["env_id"]
-        assert all(isinstance(record["metrics"][key], int) for key in MEMORY_FIGURES)
+        assert record.status == "ok"
+        assert record.env_id == env["env_id"]
+        assert all(isinstance(record.metrics[key], int) for key in MEMORY_FIGURES)
     assert suite["name"] == "bench"
 
 
@@ -230,16 +318,16 @@ def test_suite_says_which_pytest_command_reproduces_the_figures(bench_json):
 
 def test_record_step_time_keeps_every_timed_round(bench_json):
     records, _, _ = to_run(bench_json)
-    step = next(r for r in records if r["variant"] == "test_step_after_big_setup")["metrics"]["step_time_s"]
+    step = next(r for r in records if r.variant == "test_step_after_big_setup").metrics["step_time_s"]
     assert step["n"] == 3 and len(step["samples"]) == 3
     assert step["p10"] <= step["median"] <= step["p90"]
 
 
 def test_each_benchmark_is_its_own_variant_with_its_parametrize_values_as_params(bench_json):
     records, _, _ = to_run(bench_json)
-    plain = next(r for r in records if r["variant"] == "test_plain_call[128]")
-    assert plain["params"] == {"n": 128}
-    assert plain["sweep"] == {}
+    plain = next(r for r in records if r.variant == "test_plain_call[128]")
+    assert plain.params == {"n": 128}
+    assert plain.sweep == {}
 
 
 def test_json_without_benchmarks_is_a_user_error_naming_the_file(tmp_path):

@@ -20,7 +20,7 @@ from browser import CHROMIUM, BrowserTimeout, browse
 from mlxbench.cli import main as cli_main
 from mlxbench.report import html as report_html
 from mlxbench.report import tables
-from mlxbench.results.run import load_run
+from mlxbench.results.run import Run, load_run
 
 
 class Page(HTMLParser):
@@ -95,40 +95,41 @@ def _profile() -> dict:
 
 def test_one_table_per_sweep_point_with_rows_in_the_suites_variant_order(run_dir):
     run = load_run(run_dir)
-    table_list = tables.savings_tables(run.records, run.suite)
+    table_list = tables.savings_tables(run)
     assert [t.sweep for t in table_list] == [{"seq_length": 256}, {"seq_length": 512}]
     assert [r.variant for r in table_list[0].rows] == list(sample_runs.SUITE["variants"])
 
 
 def test_train_tables_show_memory_time_and_throughput_with_both_savings(run_dir):
     run = load_run(run_dir)
-    table = tables.savings_tables(run.records, run.suite)[0]
+    table = tables.savings_tables(run)[0]
     assert [c.label for c in table.columns] == ["Peak Memory (MB)", "Step Time (s)", "Tokens/s"]
     assert [h for h, _ in table.savings] == ["Memory Savings", "Time Savings"]
 
 
 def test_savings_are_against_the_baseline_at_the_same_sweep_point_with_the_documented_signs(run_dir):
     run = load_run(run_dir)
-    table = tables.savings_tables(run.records, run.suite)[0]
+    table = tables.savings_tables(run)[0]
     gc_m4 = next(r for r in table.rows if r.variant == "GC + M=4")
     memory, time_change = gc_m4.changes
     assert memory.text == "-40.0%" and memory.good is True
     assert time_change.text.startswith("+") and time_change.good is False
 
 
-def test_generic_workload_tables_show_peak_memory_step_time_and_its_scalars():
+def test_a_run_without_declarations_shows_the_loops_figures_and_its_other_scalars(tmp_path):
     record = copy.deepcopy(sample_runs.training_records()[0])
-    record["workload"] = "matmul"
-    record["metrics"]["gflops"] = 120.5
-    columns = tables.columns_for([record], "matmul")
-    assert [c.metric for c in columns][:2] == ["peak_memory_bytes", "step_time_s"]
-    assert "gflops" in [c.metric for c in columns]
-    assert "active_memory_bytes" not in [c.metric for c in columns]
+    record.metrics["gflops"] = 120.5
+    suite = {k: v for k, v in sample_runs.SUITE.items() if k != "metrics"}  # as an older version wrote it
+    run = Run(tmp_path, [record], {}, suite)
+    columns = [c.metric for c in tables.savings_tables(run)[0].columns]
+    assert columns[:2] == ["step_time_s", "peak_memory_bytes"]
+    assert "gflops" in columns
+    assert "active_memory_bytes" not in columns
 
 
 def test_a_variant_without_a_record_is_shown_as_not_run():
-    records = [r for r in sample_runs.training_records() if r["variant"] != "GC only"]
-    table = tables.savings_tables(records, sample_runs.SUITE)[0]
+    records = [r for r in sample_runs.training_records() if r.variant != "GC only"]
+    table = tables.savings_tables(Run(Path("run"), records, {}, sample_runs.SUITE))[0]
     assert next(r for r in table.rows if r.variant == "GC only").status == "not run"
 
 
@@ -144,13 +145,13 @@ def test_pareto_front_respects_higher_is_better():
 # --- the HTML page -----------------------------------------------------------------------------
 
 def test_html_table_figures_match_the_records(run_dir, page):
-    by_case = {(r["variant"], r["sweep"]["seq_length"]): r for r in sample_runs.training_records()}
+    by_case = {(r.variant, r.sweep["seq_length"]): r for r in sample_runs.training_records()}
     rows_256 = [r for r in page.rows][:4]
     for row in rows_256:
         record = by_case[(row["variant"], 256)]
-        assert row["values"]["peak_memory_bytes"] == pytest.approx(record["metrics"]["peak_memory_bytes"] / 1e6)
-        assert row["values"]["step_time_s"] == pytest.approx(record["metrics"]["step_time_s"]["median"])
-        assert row["values"]["tokens_per_s"] == pytest.approx(record["metrics"]["tokens_per_s"])
+        assert row["values"]["peak_memory_bytes"] == pytest.approx(record.metrics["peak_memory_bytes"] / 1e6)
+        assert row["values"]["step_time_s"] == pytest.approx(record.metrics["step_time_s"]["median"])
+        assert row["values"]["tokens_per_s"] == pytest.approx(record.metrics["tokens_per_s"])
 
 
 def test_html_shows_the_savings_as_in_the_records(page):
@@ -192,7 +193,7 @@ def test_the_best_figure_of_each_column_is_marked(page):
 
 
 def test_timings_show_their_p10_to_p90_spread(page, run_dir):
-    summary = sample_runs.training_records()[0]["metrics"]["step_time_s"]
+    summary = sample_runs.training_records()[0].metrics["step_time_s"]
     assert f"{summary['p10']:.3g}" in page.row("baseline")["texts"]["step_time_s"]
 
 
@@ -224,7 +225,7 @@ def test_the_page_fetches_nothing(run_dir, page):
 
 def test_a_comparison_section_is_added_with_compare(run_dir, tmp_path):
     slower = copy.deepcopy(sample_runs.training_records())
-    slower[0]["metrics"]["peak_memory_bytes"] *= 2
+    slower[0].metrics["peak_memory_bytes"] *= 2
     other = sample_runs.write_run(tmp_path / "new", slower)
     assert cli_main(["report", str(run_dir), "--compare", str(other), "--out", str(tmp_path / "r.html")]) == 0
     page = Page((tmp_path / "r.html").read_text())
@@ -345,13 +346,13 @@ def test_a_real_run_is_reported_with_the_figures_it_recorded(smoke_run, tmp_path
     result = _mlxbench("report", smoke_run, "--out", tmp_path / "smoke.html", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     page = Page((tmp_path / "smoke.html").read_text())
-    records = {(r["variant"], r["sweep"]["n"]): r for r in load_run(smoke_run).records}
+    records = {(r.variant, r.sweep["n"]): r for r in load_run(smoke_run).records}
     assert len(page.rows) == len(records) == 4
     for row in page.rows:
         record = records[(row["variant"], row["sweep"]["n"])]
-        assert row["values"]["step_time_s"] == pytest.approx(record["metrics"]["step_time_s"]["median"])
-        assert row["values"]["peak_memory_bytes"] == pytest.approx(record["metrics"]["peak_memory_bytes"] / 1e6)
-        assert row["values"]["gflop_per_s"] == pytest.approx(record["metrics"]["gflop_per_s"])
+        assert row["values"]["step_time_s"] == pytest.approx(record.metrics["step_time_s"]["median"])
+        assert row["values"]["peak_memory_bytes"] == pytest.approx(record.metrics["peak_memory_bytes"] / 1e6)
+        assert row["values"]["gflop_per_s"] == pytest.approx(record.metrics["gflop_per_s"])
 
 
 def test_compare_of_a_real_run_with_itself_exits_0(smoke_run, tmp_path):

@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from mlxbench.results import store
+from mlxbench.results.record import latest_by_case
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -37,7 +38,7 @@ def only_run_dir(root: Path) -> Path:
 
 
 def by_variant(records: list[dict]) -> dict[tuple, dict]:
-    return {(r["variant"], tuple(r["sweep"].values())): r for r in store.latest_by_case(records)}
+    return {(r.variant, tuple(r.sweep.values())): r for r in latest_by_case(records)}
 
 
 @pytest.fixture(scope="module")
@@ -75,26 +76,26 @@ def test_grid_runs_six_cases_each_ok_and_in_its_own_process(grid):
     _, run_dir = grid
     records = store.read_records(run_dir)
     assert len(records) == 6
-    assert all(r["status"] == "ok" and r["inline"] is False for r in records)
-    assert sorted(p.stem for p in (run_dir / "logs").glob("*.log")) == sorted(r["case_id"] for r in records)
+    assert all(r.status == "ok" and r.inline is False for r in records)
+    assert sorted(p.stem for p in (run_dir / "logs").glob("*.log")) == sorted(r.case_id for r in records)
 
 
 def test_run_dir_holds_the_resolved_suite_env_and_records(grid):
     _, run_dir = grid
     assert run_dir.parent.name == "grid"
-    assert store.read_env(run_dir)["env_id"] == store.read_records(run_dir)[0]["env_id"]
+    assert store.read_env(run_dir)["env_id"] == store.read_records(run_dir)[0].env_id
     stored = (run_dir / store.SUITE).read_text()
     assert "variants:" in stored and "baseline: fp32" in stored
 
 
 def test_baseline_cases_run_first(grid):
     _, run_dir = grid
-    assert [r["variant"] for r in store.read_records(run_dir)][:2] == ["fp32", "fp32"]
+    assert [r.variant for r in store.read_records(run_dir)][:2] == ["fp32", "fp32"]
 
 
 def test_record_keeps_every_timed_sample_with_its_statistics(grid):
     _, run_dir = grid
-    step_time = store.read_records(run_dir)[0]["metrics"]["step_time_s"]
+    step_time = store.read_records(run_dir)[0].metrics["step_time_s"]
     assert len(step_time["samples"]) == step_time["n"] == 3
     assert step_time["p10"] <= step_time["median"] <= step_time["p90"]
     assert {"mean", "cv", "unstable"} <= set(step_time)
@@ -103,22 +104,22 @@ def test_record_keeps_every_timed_sample_with_its_statistics(grid):
 def test_record_has_memory_figures_timeline_and_leak_check(grid):
     _, run_dir = grid
     record = store.read_records(run_dir)[0]
-    n = record["params"]["n"]
-    assert record["metrics"]["peak_memory_bytes"] >= n * n * 4  # at least the float32 product
-    assert record["metrics"]["peak_rss_bytes"] > 0
-    assert [p["name"] for p in record["memory_timeline"]["phases"]] == ["setup", "warmup", "matmul"]
-    assert record["leak"]["leaking"] is False
+    n = record.params["n"]
+    assert record.metrics["peak_memory_bytes"] >= n * n * 4  # at least the float32 product
+    assert record.metrics["peak_rss_bytes"] > 0
+    assert [p["name"] for p in record.memory_timeline["phases"]] == ["setup", "warmup", "matmul"]
+    assert record.leak["leaking"] is False
 
 
 def test_variant_differing_only_in_equivalent_params_is_checked_against_its_baseline(grid):
     _, run_dir = grid
     cases = by_variant(store.read_records(run_dir))
     for n in (16, 32):
-        check = cases[("compiled", (n,))]["equivalence"]
+        check = cases[("compiled", (n,))].equivalence
         assert check["matches"] is True
-        assert check["baseline_case_id"] == cases[("fp32", (n,))]["case_id"]
-    assert cases[("fp32", (16,))]["equivalence"] is None
-    assert cases[("bf16", (16,))]["equivalence"] is None  # computes something else
+        assert check["baseline_case_id"] == cases[("fp32", (n,))].case_id
+    assert cases[("fp32", (16,))].equivalence is None
+    assert cases[("bf16", (16,))].equivalence is None  # computes something else
 
 
 def test_progress_names_each_case_and_ends_with_a_table_of_all(grid):
@@ -126,7 +127,7 @@ def test_progress_names_each_case_and_ends_with_a_table_of_all(grid):
     assert "[1/6] fp32 · n=16 … running" in done.stdout
     assert "[6/6] bf16 · n=32: ok" in done.stdout
     table = done.stdout.split("case id", 1)[1]
-    assert all(r["case_id"] in table for r in store.read_records(run_dir))
+    assert all(r.case_id in table for r in store.read_records(run_dir))
 
 
 def test_resume_of_a_finished_run_runs_no_case(grid):
@@ -140,51 +141,51 @@ def test_failed_cases_make_exit_status_1_and_the_others_still_finish_ok(faults):
     done, run_dir = faults
     assert done.returncode == 1
     cases = by_variant(store.read_records(run_dir))
-    assert cases[("ok", ())]["status"] == cases[("also ok", ())]["status"] == "ok"
+    assert cases[("ok", ())].status == cases[("also ok", ())].status == "ok"
     assert len(cases) == 7
 
 
 def test_each_case_runs_in_a_process_of_its_own(faults):
     _, run_dir = faults
     cases = by_variant(store.read_records(run_dir))
-    pids = {cases[(v, ())]["metrics"]["worker_pid"] for v in ("ok", "also ok")}
+    pids = {cases[(v, ())].metrics["worker_pid"] for v in ("ok", "also ok")}
     assert len(pids) == 2
 
 
 def test_a_case_that_raises_is_an_error_with_its_message_and_traceback(faults):
     _, run_dir = faults
     record = by_variant(store.read_records(run_dir))[("raises", ())]
-    assert record["status"] == "error"
-    assert record["error"]["message"] == "ValueError: injected failure in step"
-    assert "faults.py" in record["error"]["traceback"]
+    assert record.status == "error"
+    assert record.error["message"] == "ValueError: injected failure in step"
+    assert "faults.py" in record.error["traceback"]
 
 
 def test_a_memory_error_is_recorded_as_oom(faults):
     _, run_dir = faults
     record = by_variant(store.read_records(run_dir))[("memory error", ())]
-    assert record["status"] == "oom"
-    assert "MemoryError" in record["error"]["message"]
+    assert record.status == "oom"
+    assert "MemoryError" in record.error["message"]
 
 
 def test_a_case_past_its_timeout_is_stopped_and_recorded_as_timeout(faults):
     _, run_dir = faults
     record = by_variant(store.read_records(run_dir))[("times out", ())]
-    assert record["status"] == "timeout"
-    assert record["error"]["message"].startswith("passed its timeout of 15 s")
+    assert record.status == "timeout"
+    assert record.error["message"].startswith("passed its timeout of 15 s")
 
 
 def test_a_case_killed_by_a_signal_is_an_error_naming_the_signal(faults):
     _, run_dir = faults
     record = by_variant(store.read_records(run_dir))[("killed", ())]
-    assert record["status"] == "error"
-    assert record["error"]["message"] == "killed by signal SIGKILL"
+    assert record.status == "error"
+    assert record.error["message"] == "killed by signal SIGKILL"
 
 
 def test_a_case_past_the_memory_limit_is_stopped_and_recorded_as_oom(faults):
     _, run_dir = faults
     record = by_variant(store.read_records(run_dir))[("hog", ())]
-    assert record["status"] == "oom"
-    assert "passed memory_limit_mb 1500" in record["error"]["message"]
+    assert record.status == "oom"
+    assert "passed memory_limit_mb 1500" in record.error["message"]
 
 
 def test_resume_reruns_only_failed_cases_and_readers_take_the_latest_line(faults):
@@ -193,8 +194,8 @@ def test_resume_reruns_only_failed_cases_and_readers_take_the_latest_line(faults
     mlxbench("run", "tests/fixtures/faults.yaml", "--resume", str(run_dir), "--only", "raises", "--no-calibrate")
     records = store.read_records(run_dir)
     assert len(records) == before + 1
-    assert records[-1]["variant"] == "raises"
-    assert len(store.latest_by_case(records)) == 7
+    assert records[-1].variant == "raises"
+    assert len(latest_by_case(records)) == 7
 
 
 def test_resume_of_a_missing_run_dir_is_bad_input(tmp_path):
@@ -212,7 +213,7 @@ def test_inline_mode_runs_in_the_runner_and_says_so(tmp_path):
     mlxbench("run", "tests/fixtures/grid.yaml", "--inline", "--only", "fp32", "--set", "n=16",
              "--out", str(tmp_path), "--no-calibrate", check_status=0)
     (record,) = store.read_records(only_run_dir(tmp_path))
-    assert record["inline"] is True and record["status"] == "ok"
+    assert record.inline is True and record.status == "ok"
 
 
 def test_dry_run_lists_the_cases_and_writes_nothing(tmp_path):
@@ -249,10 +250,10 @@ def test_runner_killed_mid_run_leaves_valid_records_and_resume_completes_each_ca
     assert all(json.loads(line) for line in lines)
     mlxbench("run", "tests/fixtures/grid.yaml", *only, "--resume", str(records_path.parent), "--no-calibrate",
              check_status=0)
-    records = [json.loads(line) for line in records_path.read_text().splitlines()]
-    ids = [r["case_id"] for r in records]
+    records = store.read_records(records_path.parent)
+    ids = [r.case_id for r in records]
     assert len(ids) == len(set(ids)) == 4
-    assert all(r["status"] == "ok" for r in records)
+    assert all(r.status == "ok" for r in records)
 
 
 def test_run_dir_keeps_the_command_that_made_it_for_the_report(runs):

@@ -116,10 +116,10 @@ def test_a_diverged_case_is_recorded_as_an_error_and_the_sweep_goes_on(tmp_path)
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     records = store.read_records(next(tmp_path.glob("results/f16/*")))
-    status = {r["variant"]: r["status"] for r in records}
+    status = {r.variant: r.status for r in records}
     assert status == {"baseline": "ok", "half": "error"}
-    half = next(r for r in records if r["variant"] == "half")
-    assert half["error"]["message"].startswith("FloatingPointError: training diverged")
+    half = next(r for r in records if r.variant == "half")
+    assert half.error["message"].startswith("FloatingPointError: training diverged")
 
 
 def test_gradient_checkpointing_leaves_other_models_untouched():
@@ -286,10 +286,10 @@ def test_a_suite_runs_through_the_cli_into_records_with_equivalence(tmp_path):
                     "--out", str(tmp_path / "results"), "--no-calibrate"],
                    capture_output=True, text=True, check=True)
     run_dir = next((tmp_path / "results" / "tiny-training").iterdir())
-    records = {r["variant"]: r for r in store.read_records(run_dir)}
-    assert {r["status"] for r in records.values()} == {"ok"}
-    assert records["baseline"]["metrics"]["tokens_per_s"] > 0
-    assert records["baseline"]["metrics"]["loss"]["n"] == 2
-    assert records["micro-batch M=2"]["equivalence"]["matches"]
-    assert records["GC only"]["equivalence"]["matches"]
-    assert records["LoRA"]["equivalence"] is None  # LoRA changes what a step computes
+    records = {r.variant: r for r in store.read_records(run_dir)}
+    assert {r.status for r in records.values()} == {"ok"}
+    assert records["baseline"].metrics["tokens_per_s"] > 0
+    assert records["baseline"].metrics["loss"]["n"] == 2
+    assert records["micro-batch M=2"].equivalence["matches"]
+    assert records["GC only"].equivalence["matches"]
+    assert records["LoRA"].equivalence is None  # LoRA changes what a step computes

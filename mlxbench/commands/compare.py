@@ -21,12 +21,15 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    if not (args.threshold >= 0):
+    if not (0 <= args.threshold < float("inf")):
         raise UserError(f"--threshold: expected a percentage ≥ 0, got {args.threshold}")
     base, new = load_run(args.base), load_run(args.new)
-    comparison = compare_runs(base.records, new.records, args.threshold)
+    comparison = compare_runs(base, new, args.threshold)
+    if not comparison["cases"]:
+        raise UserError(f"{args.new}: nothing to compare: it shares no case with {args.base} "
+                        "(a case is the same suite, workload, parameters and seed)")
     if args.format == "json":
-        text = json.dumps({"base": str(base.path), "new": str(new.path), **comparison}, indent=2)
+        text = json.dumps({"base": str(base.path), "new": str(new.path), **comparison}, indent=2, allow_nan=False)
     elif args.format == "md":
         text = format_markdown(comparison, str(base.path), str(new.path))
     else:

@@ -51,7 +51,7 @@ def write_html(run, out: str | None = None, compare: str | None = None, threshol
     if compare:
         from mlxbench.results.compare import compare_runs
 
-        comparison = compare_runs(run.records, load_run(compare).records, threshold)
+        comparison = compare_runs(run, load_run(compare), threshold)
     page = render_run(run, comparison, compare_label=str(compare or ""))
     path = Path(out) if out else Path("reports") / f"{_safe(run.name)}-{_safe(run.run_id)}.html"
     _write(path, page)

@@ -39,10 +39,10 @@ def main(args) -> int:
     env_id = record_environment(run_dir, calibrate=not args.no_calibrate)
     records = run_suite(suite, cases, run_dir, env_id, inline=args.inline)
     print()
-    print(table(records, suite.workload_cls.headline))
+    print(table(records, suite.workload_cls.headline, suite.workload_cls.declared_metrics()))
     print(f"\nresults: {run_dir}")
     if args.report:
         from mlxbench.commands.report import write_html
 
         print(f"report:  {write_html(run_dir)}")
-    return 0 if all(r["status"] == "ok" for r in records) else 1
+    return 0 if all(r.ok for r in records) else 1

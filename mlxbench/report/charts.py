@@ -23,10 +23,9 @@ from mlxbench.results.metrics import MB  # noqa: E402
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2",
            "#ca8a04", "#db2777", "#4b5563", "#65a30d")
 # Phases are shaded in greys and pale tints so the lines on top stay readable.
-PHASE_COLOURS = {"setup": "#e5e7eb", "warmup": "#fde68a", "step": "#bfdbfe", "timed": "#bfdbfe",
-                 "prefill": "#fbcfe8", "decode": "#bbf7d0", "generate": "#bbf7d0", "load": "#ddd6fe",
-                 "quantize": "#fed7aa", "teardown": "#f3f4f6"}
-EXTRA_PHASE_COLOURS = ("#c7d2fe", "#a7f3d0", "#fecaca", "#e9d5ff", "#fef08a")
+# The measurement loop's own phases have fixed tints; a workload's timed phase takes the next spare.
+PHASE_COLOURS = {"setup": "#e5e7eb", "warmup": "#fde68a", "teardown": "#f3f4f6"}
+EXTRA_PHASE_COLOURS = ("#bfdbfe", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa", "#c7d2fe", "#a7f3d0", "#fecaca")
 
 plt.rcParams.update({
     "svg.fonttype": "none",  # text stays text: smaller files, the browser's own font
@@ -53,7 +52,8 @@ def colour(index: int) -> str:
 def phase_colour(name: str, seen: dict[str, str]) -> str:
     """A stable tint per phase name (known names have their own; others take the next spare)."""
     if name not in seen:
-        seen[name] = PHASE_COLOURS.get(name) or EXTRA_PHASE_COLOURS[len(seen) % len(EXTRA_PHASE_COLOURS)]
+        spare = sum(n not in PHASE_COLOURS for n in seen)
+        seen[name] = PHASE_COLOURS.get(name) or EXTRA_PHASE_COLOURS[spare % len(EXTRA_PHASE_COLOURS)]
     return seen[name]
 
 

@@ -15,7 +15,7 @@ import mlxbench
 from mlxbench.report import charts, tables
 from mlxbench.report import comparison as comparison_text
 from mlxbench.results import metrics as m
-from mlxbench.results.store import latest_by_case
+from mlxbench.results.record import latest_by_case
 from mlxbench.stats import UNSTABLE_SPREAD
 
 _ENV = jinja2.Environment(
@@ -75,7 +75,7 @@ def render_profile(profile: dict) -> str:
 
 def reproduce_command(run) -> str:
     """The command that reproduces the run: as the runner recorded it, else rebuilt from the suite."""
-    for source in (run.suite, *run.records[:1], run.env):
+    for source in (run.suite, run.env):
         command = source.get("command")
         if command:
             return command if isinstance(command, str) else " ".join(map(str, command))
@@ -91,13 +91,15 @@ def reproduce_command(run) -> str:
 
 
 def _time_metric(table: tables.Table) -> str | None:
-    """The table's timing headline: the metric behind its time/speed change column."""
-    return table.savings[-1][1] if len(table.savings) > 1 else next(
-        (c.metric for c in table.columns if not c.metric.endswith("_bytes")), None)
+    """The table's speed headline: its time/speed change column's figure, else its first timing or rate."""
+    speed = [c for c in table.columns if c.spec.kind in ("timing", "rate")]
+    return next((c.metric for c in speed if c.spec.savings), speed[0].metric if speed else None)
 
 
 def _memory_metric(table: tables.Table) -> str | None:
-    return next((metric for _, metric in table.savings if metric.endswith("_bytes")), None)
+    """The table's memory headline: its memory change column's figure, else its first memory figure."""
+    memory = [c for c in table.columns if c.spec.kind == "memory"]
+    return next((c.metric for c in memory if c.spec.savings), memory[0].metric if memory else None)
 
 
 def _labels(table: tables.Table, *metrics: str | None) -> list[str]:
@@ -132,8 +134,8 @@ def bars_chart(table: tables.Table) -> Markup | None:
 
 
 def timelines_chart(table: tables.Table) -> Markup | None:
-    series = [(r.variant, r.record["memory_timeline"]) for r in table.rows
-              if r.record and (r.record.get("memory_timeline") or {}).get("t")]
+    series = [(r.variant, r.record.memory_timeline) for r in table.rows
+              if r.record and (r.record.memory_timeline or {}).get("t")]
     return Markup(charts.timelines_svg(series)) if series else None
 
 
@@ -184,7 +186,8 @@ def pareto_chart(table_list: list[tables.Table]) -> Markup | None:
     # The front is drawn per sweep point: a longer sequence costs more and is not a rival configuration.
     for group in {p["group"] for p in points}:
         members = [p for p in points if p["group"] == group]
-        front = tables.pareto_front([(p["x"], p["y"]) for p in members], m.direction(xm) or "lower", "lower")
+        front = tables.pareto_front([(p["x"], p["y"]) for p in members], first.columns[xi].better or "lower",
+                                    "lower")
         for p, on in zip(members, front):
             p["front"] = on
     return Markup(charts.pareto_svg(points, first.columns[xi].label, first.columns[yi].label))
@@ -192,29 +195,29 @@ def pareto_chart(table_list: list[tables.Table]) -> Markup | None:
 
 def _counts(records: list[dict]) -> dict:
     latest = latest_by_case(records)
-    timed = [v for r in latest for v in (r.get("metrics") or {}).values() if isinstance(v, dict)]
+    timed = [v for r in latest for v in r.metrics.values() if isinstance(v, dict)]
     return {
         "cases": len(latest),
-        "ok": sum(r.get("status") == "ok" for r in latest),
-        "failed": sum(r.get("status") != "ok" for r in latest),
+        "ok": sum(r.ok for r in latest),
+        "failed": sum(not r.ok for r in latest),
         "unstable": sum(bool(v.get("unstable")) for v in timed),
-        "equivalence": sum((r.get("equivalence") or {}).get("matches") is False for r in latest),
-        "leaks": sum(bool((r.get("leak") or {}).get("leaking")) for r in latest),
+        "equivalence": sum((r.equivalence or {}).get("matches") is False for r in latest),
+        "leaks": sum(bool((r.leak or {}).get("leaking")) for r in latest),
     }
 
 
 def render_run(run, comparison: dict | None = None, compare_label: str = "") -> str:
     """The report of one run: savings tables, charts, failed cases, environment, reproduce command."""
-    table_list = tables.savings_tables(run.records, run.suite)
+    table_list = tables.savings_tables(run)
     sections = [{"table": t, "bars": bars_chart(t), "timelines": timelines_chart(t),
                  "bars_caption": " and ".join(_labels(t, _memory_metric(t), _time_metric(t))) + " per variant"}
                 for t in table_list]
-    meanings = {heading: tables.SAVINGS_MEANING.get(heading, "") for t in table_list for heading, _ in t.savings}
+    meanings = {heading: run.metrics[metric].savings_meaning for t in table_list for heading, metric in t.savings}
     return _render(
         "run.html.j2",
         run=run,
         suite=run.suite,
-        workload=tables.workload_of(run.records, run.suite),
+        workload=run.suite.get("workload") or next((r.workload for r in run.records), ""),
         counts=_counts(run.records),
         sections=sections,
         meanings=meanings,
@@ -230,7 +233,7 @@ def render_run(run, comparison: dict | None = None, compare_label: str = "") -> 
         compare_rows=_compare_rows(comparison) if comparison else [],
         compare_changes=_compare_rows(comparison, significant_only=True) if comparison else [],
         compare_summary=_compare_summary(comparison) if comparison else "",
-        started=min((r.get("started_at") or "" for r in run.records), default=""),
+        started=min((r.started_at for r in run.records), default=""),
     )
 
 

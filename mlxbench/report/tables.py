@@ -11,35 +11,11 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
-from mlxbench.machine.env import all_notes
 from mlxbench.results import metrics as m
-from mlxbench.results.store import latest_by_case
+from mlxbench.results.metrics import Metric
+from mlxbench.results.record import Record, latest_by_case, sweep_title
+from mlxbench.results.run import Run
 from mlxbench.stats import relative_change
-
-# Columns per workload, in order; a column shows only if some record has the figure.
-WORKLOAD_COLUMNS = {
-    "train": ("peak_memory_bytes", "step_time_s", "tokens_per_s"),
-    "generate": ("peak_memory_bytes", "decode_tokens_per_s", "prefill_tokens_per_s", "ttft_s",
-                 "model_size_bytes", "bits_per_weight", "kl_divergence"),
-    "load": ("load_time_s", "quantize_time_s", "disk_size_bytes", "quantized_disk_size_bytes",
-             "compression_ratio", "peak_load_rss_bytes", "peak_load_memory_bytes"),
-}
-GENERIC_COLUMNS = ("peak_memory_bytes", "step_time_s")
-# Memory figures every record has; a generic table shows the peak and leaves these out.
-GENERIC_LEFT_OUT = {"active_memory_bytes", "cache_memory_bytes", "peak_rss_bytes"}
-# (heading, metric) of the change columns, per workload.
-WORKLOAD_SAVINGS = {
-    "train": (("Memory Savings", "peak_memory_bytes"), ("Time Savings", "step_time_s")),
-    "generate": (("Memory Savings", "peak_memory_bytes"), ("Decode Speed", "decode_tokens_per_s")),
-    "load": (("Memory Savings", "peak_load_rss_bytes"), ("Time Savings", "load_time_s")),
-}
-GENERIC_SAVINGS = (("Memory Savings", "peak_memory_bytes"), ("Time Savings", "step_time_s"))
-# What each change column means, for the caption under a table.
-SAVINGS_MEANING = {
-    "Memory Savings": "change in peak memory against the baseline: negative means less memory",
-    "Time Savings": "change in time against the baseline: positive means slower",
-    "Decode Speed": "change in decode tokens/s against the baseline: positive means faster",
-}
 
 
 @dataclass
@@ -47,6 +23,7 @@ class Column:
     metric: str
     label: str
     better: str | None  # "lower", "higher" or None
+    spec: Metric
 
 
 @dataclass
@@ -87,7 +64,7 @@ class Row:
     leak_slope_bytes_per_step: float | None = None
     busy_cpu_share: float | None = None  # other processes' CPU share while timing, when suspect
     colour_index: int = 0
-    record: dict | None = None
+    record: Record | None = None
 
     @property
     def ok(self) -> bool:
@@ -107,15 +84,6 @@ class Table:
         return sweep_title(self.sweep)
 
 
-def sweep_title(sweep: dict) -> str:
-    """'seq_length = 512 · batch_size = 8', or '' without a sweep."""
-    return " · ".join(f"{k} = {v}" for k, v in sweep.items())
-
-
-def workload_of(records: list[dict], suite: dict) -> str:
-    return suite.get("workload") or next((r.get("workload") for r in records if r.get("workload")), "")
-
-
 def variant_order(records: list[dict], suite: dict) -> list[str]:
     """The suite's variants (those it ran, with --only) in its order, then any only the records know."""
     declared = suite.get("variants") or []
@@ -126,13 +94,13 @@ def variant_order(records: list[dict], suite: dict) -> list[str]:
     if suite.get("only"):  # run with --only: the other variants were never meant to run
         names = [n for n in names if n in suite["only"]]
     for r in records:
-        if r.get("variant") not in names:
-            names.append(r.get("variant"))
+        if r.variant not in names:
+            names.append(r.variant)
     return names
 
 
 def baseline_name(records: list[dict], suite: dict) -> str | None:
-    return suite.get("baseline") or next((r["variant"] for r in records if r.get("is_baseline")), None)
+    return suite.get("baseline") or next((r.variant for r in records if r.is_baseline), None)
 
 
 def sweep_points(records: list[dict], suite: dict) -> list[dict]:
@@ -142,7 +110,7 @@ def sweep_points(records: list[dict], suite: dict) -> list[dict]:
     if isinstance(axes, dict) and all(isinstance(v, list) for v in axes.values()):
         points = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
     for r in records:
-        point = r.get("sweep") or {}
+        point = r.sweep
         if point not in points:
             points.append(point)
 
@@ -153,27 +121,21 @@ def sweep_points(records: list[dict], suite: dict) -> list[dict]:
     return sorted(points or [{}], key=position)
 
 
-def columns_for(records: list[dict], workload: str) -> list[Column]:
-    """The table's columns: the workload's figures that some ok record has (generic: every scalar)."""
-    ok = [r for r in records if r.get("status") == "ok"]
-    present = [k for r in ok for k, v in (r.get("metrics") or {}).items() if m.value_of(v) is not None]
-    if workload in WORKLOAD_COLUMNS:
-        chosen = [k for k in WORKLOAD_COLUMNS[workload] if k in present]
-    else:
-        chosen = [k for k in GENERIC_COLUMNS if k in present]
-        chosen += [k for k in dict.fromkeys(present) if k not in chosen and k not in GENERIC_LEFT_OUT]
-    return [Column(k, m.label(k), m.direction(k)) for k in chosen]
+def columns_for(records: list[Record], declared: dict[str, Metric]) -> list[Column]:
+    """The table's columns: the declared column figures that some ok record has, in declared order."""
+    present = {k for r in records if r.ok for k, v in r.metrics.items() if m.value_of(v) is not None}
+    return [Column(d.name, d.label, d.better, d) for d in declared.values() if d.column and d.name in present]
 
 
-def cell(figures: dict, metric: str) -> Cell:
+def cell(figures: dict, column: Column) -> Cell:
     """A table cell: the figure, and for timings (and rates derived from one) its p10–p90 spread."""
-    figure = figures.get(metric)
+    figure = figures.get(column.metric)
     value = m.value_of(figure)
     if value is None:
         return Cell("—")
-    div = m.scale(metric)
-    c = Cell(m.display(figure, metric), value / div)
-    timing = figures.get(m.timing_behind(metric)) if not isinstance(figure, dict) else None
+    div = column.spec.scale
+    c = Cell(column.spec.display(figure), value / div)
+    timing = figures.get(column.spec.of) if column.spec.of and not isinstance(figure, dict) else None
     if isinstance(figure, dict) and figure.get("p10") is not None and figure.get("n", 2) > 1:
         c.low, c.high = figure["p10"] / div, figure["p90"] / div
         c.unstable = bool(figure.get("unstable"))
@@ -185,29 +147,20 @@ def cell(figures: dict, metric: str) -> Cell:
     return c
 
 
-def reason_of(record: dict) -> str:
-    """The one-line reason a case failed: the last line of its error message."""
-    error = record.get("error") or {}
-    message = (error.get("message") or "").strip()
-    return message.splitlines()[-1] if message else ""
-
-
-def row_for(record: dict | None, variant: str, columns: list[Column]) -> Row:
+def row_for(record: Record | None, variant: str, columns: list[Column]) -> Row:
     if record is None:
         return Row(variant, "not run", "no record for this case in the run", cells=[Cell("—") for _ in columns])
-    figures = record.get("metrics") or {}
-    row = Row(variant, record.get("status", "error"), reason_of(record), record.get("case_id"),
-              bool(record.get("is_baseline")), record=record)
-    row.cells = [cell(figures, c.metric) if row.ok else Cell("—") for c in columns]
-    equivalence = record.get("equivalence") or {}
+    row = Row(variant, record.status, record.reason, record.case_id, record.is_baseline, record=record)
+    row.cells = [cell(record.metrics, c) if row.ok else Cell("—") for c in columns]
+    equivalence = record.equivalence or {}
     if equivalence and equivalence.get("matches") is False:
         row.equivalence_failed = True
         row.mismatches = list(equivalence.get("mismatches") or [])
-    leak = record.get("leak") or {}
+    leak = record.leak or {}
     if leak.get("leaking"):
         row.leaking = True
         row.leak_slope_bytes_per_step = leak.get("slope_bytes_per_step")
-    row.busy_cpu_share = m.busy_machine_share(figures)
+    row.busy_cpu_share = m.busy_machine_share(record.metrics)
     return row
 
 
@@ -225,59 +178,52 @@ def mark_best(rows: list[Row], columns: list[Column]) -> None:
                 r.cells[i].best = True
 
 
-def changes_against(row: Row, base: Row | None, savings: list[tuple[str, str]]) -> list[Change]:
+def changes_against(row: Row, base: Row | None, savings: list[Column]) -> list[Change]:
     out = []
-    for _, metric in savings:
+    for column in savings:
         if row.is_baseline or base is None or not base.ok or not row.ok or row.record is base.record:
             out.append(Change("—", None, None))
             continue
-        change = relative_change(m.value_of(row.record["metrics"].get(metric)),
-                                 m.value_of(base.record["metrics"].get(metric)))
-        better = m.direction(metric)
-        good = None if change is None or abs(change) < 0.0005 or better is None else (
-            (change < 0) == (better == "lower"))
+        change = relative_change(m.value_of(row.record.metrics.get(column.metric)),
+                                 m.value_of(base.record.metrics.get(column.metric)))
+        good = None if change is None or abs(change) < 0.0005 or column.better is None else (
+            (change < 0) == (column.better == "lower"))
         out.append(Change(m.percent(change), change, good))
     return out
 
 
-def savings_tables(records: list[dict], suite: dict) -> list[Table]:
+def savings_tables(run: Run) -> list[Table]:
     """The savings tables of a run: one per sweep point, rows in variant order, nothing dropped."""
-    records = latest_by_case(records)
-    workload = workload_of(records, suite)
-    columns = columns_for(records, workload)
-    present = {c.metric for c in columns}
-    savings = [s for s in WORKLOAD_SAVINGS.get(workload, GENERIC_SAVINGS) if s[1] in present]
-    variants = variant_order(records, suite)
-    baseline = baseline_name(records, suite)
+    records = latest_by_case(run.records)
+    columns = columns_for(records, run.metrics)
+    savings = [(c.spec.savings, c.metric) for c in columns if c.spec.savings]
+    savings_columns = [c for c in columns if c.spec.savings]
+    variants = variant_order(records, run.suite)
+    baseline = baseline_name(records, run.suite)
     tables = []
-    for point in sweep_points(records, suite):
-        here = [r for r in records if (r.get("sweep") or {}) == point]
+    for point in sweep_points(records, run.suite):
+        here = [r for r in records if r.sweep == point]
         rows = []
         for index, variant in enumerate(variants):
-            matching = [r for r in here if r.get("variant") == variant] or [None]
-            for record in matching:
+            for record in [r for r in here if r.variant == variant] or [None]:
                 row = row_for(record, variant, columns)
                 row.is_baseline = row.is_baseline or variant == baseline
                 row.colour_index = index
                 rows.append(row)
         base = next((r for r in rows if r.is_baseline), None)
         for row in rows:
-            row.changes = changes_against(row, base, savings)
+            row.changes = changes_against(row, base, savings_columns)
         mark_best(rows, columns)
         tables.append(Table(point, columns, savings, rows, baseline))
     return tables
 
 
-def failed_cases(records: list[dict]) -> list[dict]:
+def failed_cases(records: list[Record]) -> list[dict]:
     """Every case that did not finish ok: variant, sweep, status, reason and traceback."""
-    out = []
-    for r in latest_by_case(records):
-        if r.get("status") != "ok":
-            error = r.get("error") or {}
-            out.append({"variant": r.get("variant"), "sweep": sweep_title(r.get("sweep") or {}),
-                        "case_id": r.get("case_id"), "status": r.get("status"), "reason": reason_of(r),
-                        "message": error.get("message") or "", "traceback": error.get("traceback") or ""})
-    return out
+    return [{"variant": r.variant, "sweep": r.point, "case_id": r.case_id, "status": r.status,
+             "reason": r.reason, "message": (r.error or {}).get("message") or "",
+             "traceback": (r.error or {}).get("traceback") or ""}
+            for r in latest_by_case(records) if not r.ok]
 
 
 def pareto_front(points: list[tuple[float, float]], x_better: str = "lower",
@@ -314,7 +260,7 @@ def env_rows(env: dict) -> list[tuple[str, str]]:
     if calibration.get("matmul_fp32_gflops") is not None:
         rows.append(("Calibration", f"{calibration['matmul_fp32_gflops']} GFLOP/s fp32 matmul, "
                                     f"{calibration.get('memory_bandwidth_gbps', '?')} GB/s copy"))
-    rows += [("Note", note) for note in all_notes(env)]
+    rows += [("Note", note) for note in [*(env.get("notes") or []), *((env.get("blas") or {}).get("notes") or [])]]
     rows += [("Host", env.get("hostname") or "?"), ("Captured", env.get("captured_at") or "?"),
              ("Environment id", env.get("env_id") or "?")]
     return rows

@@ -7,7 +7,7 @@ import io
 
 from mlxbench.report import tables
 from mlxbench.results.metrics import value_of
-from mlxbench.results.store import latest_by_case
+from mlxbench.results.record import latest_by_case
 from mlxbench.stats import UNSTABLE_SPREAD
 
 
@@ -42,13 +42,13 @@ def markdown_table(table: tables.Table) -> str:
 
 def to_markdown(run) -> str:
     """Every savings table of a run, with a legend that explains the signs and marks."""
-    table_list = tables.savings_tables(run.records, run.suite)
+    table_list = tables.savings_tables(run)
     parts = [f"### {run.name} — run {run.run_id}", ""]
     for table in table_list:
         if table.title:
             parts += [f"**{table.title}**", ""]
         parts += [markdown_table(table), ""]
-    meanings = {h: tables.SAVINGS_MEANING.get(h, "") for t in table_list for h, _ in t.savings}
+    meanings = {h: run.metrics[metric].savings_meaning for t in table_list for h, metric in t.savings}
     parts.append("; ".join(f"*{h}*: {meaning}" for h, meaning in meanings.items()) + ". "
                  "Timings: median (p10–p90). ★ best in column; "
                  f"⚠ p10–p90 spread over {round(UNSTABLE_SPREAD * 100)}% of the median; "
@@ -59,10 +59,10 @@ def to_markdown(run) -> str:
 def to_csv(run) -> str:
     """One row per case: identity, sweep point, status, and every metric (timings as median, p10, p90)."""
     records = latest_by_case(run.records)
-    axes = list(dict.fromkeys(k for r in records for k in (r.get("sweep") or {})))
+    axes = list(dict.fromkeys(k for r in records for k in r.sweep))
     columns: list[str] = []
     for r in records:
-        for name, figure in (r.get("metrics") or {}).items():
+        for name, figure in r.metrics.items():
             names = [f"{name}_median", f"{name}_p10", f"{name}_p90", f"{name}_unstable"] \
                 if isinstance(figure, dict) else [name]
             columns += [n for n in names if n not in columns]
@@ -72,15 +72,12 @@ def to_csv(run) -> str:
     writer = csv.DictWriter(out, fieldnames=head + columns, lineterminator="\n")
     writer.writeheader()
     for r in records:
-        row = {"suite": r.get("suite"), "run_id": r.get("run_id"), "case_id": r.get("case_id"),
-               "variant": r.get("variant"), **(r.get("sweep") or {}), "status": r.get("status"),
-               "reason": tables.reason_of(r), "is_baseline": r.get("is_baseline"),
-               "equivalent": (r.get("equivalence") or {}).get("matches"),
-               "leaking": (r.get("leak") or {}).get("leaking")}
-        for name, figure in (r.get("metrics") or {}).items():
+        row = {"suite": r.suite, "run_id": r.run_id, "case_id": r.case_id, "variant": r.variant, **r.sweep,
+               "status": r.status, "reason": r.reason, "is_baseline": r.is_baseline,
+               "equivalent": (r.equivalence or {}).get("matches"), "leaking": (r.leak or {}).get("leaking")}
+        for name, figure in r.metrics.items():
             if isinstance(figure, dict):
-                row.update({f"{name}_median": figure.get("median"), f"{name}_p10": figure.get("p10"),
-                            f"{name}_p90": figure.get("p90"), f"{name}_unstable": figure.get("unstable")})
+                row.update({f"{name}_{k}": figure.get(k) for k in ("median", "p10", "p90", "unstable")})
             elif value_of(figure) is not None or isinstance(figure, (str, bool)):
                 row[name] = figure
         writer.writerow(row)

@@ -1,99 +1,138 @@
-"""``mlxbench compare BASE NEW``: what got better or worse between two runs, and is it real.
+"""What got better or worse between two runs of a suite, and whether the change is real.
 
-A change counts (is *significant*) only when it exceeds the threshold (default 5%)
-and, for timed figures, a Mann–Whitney U test on the raw samples gives p < 0.01.
-Memory and other deterministic figures have no spread to test: the threshold alone
-decides. Exit status 1 when any significant change is a regression, 0 otherwise,
-2 on bad input, so a CI job can gate on it.
+Only the figures a run declares as judged are judged (diagnostics such as the MLX
+cache or other processes' CPU share never are), each by a rule it can be held to:
+
+- a timing sampled at every step: a two-sided Mann–Whitney U test on the samples
+  (p < 0.01) and a change beyond the threshold. With too few samples for p < 0.01 to
+  be reachable at all (3 + 3 samples: the smallest p is 0.1) the comparison says so
+  and falls back to a rule that can still see a large change: the two sides' ranges
+  do not overlap and the change passes the threshold;
+- a rate judged through the timing it divides, on that timing's samples;
+- an exact figure (MLX's peak memory, a model's size): the threshold alone.
+
+A case that stopped finishing is a regression; a figure that vanished or is no
+longer a number cannot be judged, and the comparison says which.
 """
 
 from __future__ import annotations
 
+from math import comb
 
 from mlxbench import stats
-from mlxbench.results import metrics as m
-from mlxbench.report.tables import reason_of, sweep_title
-from mlxbench.results.store import latest_by_case
+from mlxbench.results.metrics import Metric, samples_of, value_of
+from mlxbench.results.record import Record, latest_by_case, sweep_title
+from mlxbench.results.run import Run
 
 DEFAULT_THRESHOLD_PCT = 5.0
 SIGNIFICANCE_P = 0.01
-def samples_for(metric: str, figures: dict) -> list[float] | None:
-    """The raw timed samples behind a metric: its own, or those of the timing it is derived from."""
-    for name in (metric, m.timing_behind(metric)):
-        figure = figures.get(name) if name else None
-        if isinstance(figure, dict) and figure.get("samples"):
-            return figure["samples"]
-    return None
 
 
-def compare_metric(metric: str, base_figures: dict, new_figures: dict, threshold: float) -> dict | None:
-    """One metric of one case: ratio new/base, p-value where it has samples, and the verdict."""
-    base, new = m.value_of(base_figures.get(metric)), m.value_of(new_figures.get(metric))
+def smallest_p(n_base: int, n_new: int) -> float:
+    """The smallest two-sided p-value an exact Mann–Whitney test can give with these sample counts."""
+    return min(1.0, 2 / comb(n_base + n_new, n_base))
+
+
+def _samples(spec: Metric, figures: dict) -> list[float] | None:
+    """The samples a figure is judged on: its own, or those of the timing a rate divides."""
+    return samples_of(figures.get(spec.of if spec.kind == "rate" else spec.name))
+
+
+def _sampled_verdict(big: bool, base: list[float], new: list[float]) -> tuple[bool, float | None, str, str]:
+    """(significant, p, test, note) for a figure with samples on both sides."""
+    n, m = len(base), len(new)
+    if min(n, m) < 2:
+        return False, None, "none", f"cannot judge with {n} + {m} samples"
+    if smallest_p(n, m) < SIGNIFICANCE_P:
+        p = stats.mann_whitney_p(base, new)
+        return big and p < SIGNIFICANCE_P, p, "mann-whitney", ""
+    apart = max(new) < min(base) or min(new) > max(base)
+    note = (f"cannot judge at p < {SIGNIFICANCE_P:g} with {n} + {m} samples "
+            f"(smallest p {smallest_p(n, m):.2g}): judged by non-overlapping ranges")
+    return big and apart, None, "ranges", note
+
+
+def judge(spec: Metric, base_figures: dict, new_figures: dict, threshold: float) -> dict:
+    """One judged figure of one case: ratio new/base, the test it could be given, and the verdict."""
+    base, new = value_of(base_figures.get(spec.name)), value_of(new_figures.get(spec.name))
+    out = {"metric": spec.name, "label": spec.label, "unit": spec.unit, "scale": spec.scale, "base": base,
+           "new": new, "ratio": None, "change": None, "p": None, "test": "none", "note": spec.note,
+           "better": spec.better, "significant": False, "verdict": "cannot judge"}
     if base is None or new is None:
-        return None
-    change = stats.relative_change(new, base)
-    ratio = new / base if base else (1.0 if new == base else None)  # None: from zero, no ratio
-    base_samples, new_samples = samples_for(metric, base_figures), samples_for(metric, new_figures)
-    p = stats.mann_whitney_p(base_samples, new_samples) if base_samples and new_samples else None
-    big = change is not None and abs(change) > threshold or (base == 0 and new != 0)
-    significant = bool(big and (p is None or p < SIGNIFICANCE_P))
-    better = m.direction(metric)
-    if not significant:
-        verdict = "same"
-    elif better is None:
-        verdict = "changed"
-    else:
-        worse = (new > base) if better == "lower" else (new < base)
-        verdict = "regression" if worse else "improvement"
-    return {"metric": metric, "base": base, "new": new, "ratio": ratio, "change": change, "p": p,
-            "tested": "mann-whitney" if p is not None else "threshold", "better": better,
-            "significant": significant, "verdict": verdict}
-
-
-def compare_case(base: dict, new: dict, threshold: float) -> dict:
-    """Every metric the two records of one case share, plus a status change if there is one."""
-    out = {"case_id": base.get("case_id"), "variant": new.get("variant") or base.get("variant"),
-           "sweep": sweep_title(new.get("sweep") or base.get("sweep") or {}),
-           "base_status": base.get("status"), "new_status": new.get("status"), "metrics": []}
-    if base.get("status") != "ok" or new.get("status") != "ok":
-        # A case that stopped finishing is a regression; one that started finishing, an improvement.
-        verdict = ("regression" if base.get("status") == "ok" else
-                   "improvement" if new.get("status") == "ok" else "same")
-        out["metrics"].append({"metric": "status", "base": base.get("status"), "new": new.get("status"),
-                               "ratio": None, "change": None, "p": None, "tested": "status", "better": None,
-                               "significant": verdict != "same", "verdict": verdict,
-                               "reason": reason_of(new) or reason_of(base)})
+        side = "base" if base is None else "new"
+        figure = (base_figures if base is None else new_figures).get(spec.name)
+        out["note"] = f"{'missing' if figure is None else 'not a number'} in the {side} run"
         return out
-    base_figures, new_figures = base.get("metrics") or {}, new.get("metrics") or {}
-    for metric in base_figures:
-        if metric in new_figures:
-            result = compare_metric(metric, base_figures, new_figures, threshold)
-            if result is not None:
-                out["metrics"].append(result)
+    change = stats.relative_change(new, base)
+    out.update(change=change, ratio=new / base if base else (1.0 if new == base else None))
+    big = (change is not None and abs(change) > threshold) or (base == 0 and new != 0)
+    base_samples, new_samples = _samples(spec, base_figures), _samples(spec, new_figures)
+    if spec.kind in ("timing", "rate"):
+        if not (base_samples and new_samples):
+            out["note"] = "no samples to test: one figure a side"
+            return out
+        significant, p, test, note = _sampled_verdict(big, base_samples, new_samples)
+        if test == "none":
+            out["note"] = note
+            return out
+        out.update(p=p, test=test, note=note or out["note"])
+    else:
+        significant = big
+        out["test"] = "exact"
+    out["significant"] = significant
+    if not significant:
+        out["verdict"] = "same"
+    elif spec.better is None:
+        out["verdict"] = "changed"
+    else:
+        worse = (new > base) if spec.better == "lower" else (new < base)
+        out["verdict"] = "regression" if worse else "improvement"
     return out
 
 
-def compare_runs(base_records: list[dict], new_records: list[dict],
-                 threshold_pct: float = DEFAULT_THRESHOLD_PCT) -> dict:
+def compare_case(base: Record, new: Record, judged: list[Metric], threshold: float) -> dict:
+    """Every judged figure of one case, or its change of status."""
+    out = {"case_id": base.case_id, "variant": new.variant or base.variant,
+           "sweep": sweep_title(new.sweep or base.sweep), "base_status": base.status,
+           "new_status": new.status, "metrics": []}
+    if not base.ok or not new.ok:
+        # A case that stopped finishing is a regression; one that started finishing, an improvement.
+        verdict = "regression" if base.ok else "improvement" if new.ok else "same"
+        out["metrics"].append({"metric": "status", "label": "status", "unit": "", "scale": 1.0,
+                               "base": base.status, "new": new.status, "ratio": None, "change": None,
+                               "p": None, "test": "status", "note": new.reason or base.reason, "better": None,
+                               "significant": verdict != "same", "verdict": verdict})
+        return out
+    for spec in judged:
+        if spec.name in base.metrics or spec.name in new.metrics:
+            out["metrics"].append(judge(spec, base.metrics, new.metrics, threshold))
+    return out
+
+
+def _brief(r: Record) -> dict:
+    return {"case_id": r.case_id, "variant": r.variant, "sweep": r.point, "status": r.status}
+
+
+def compare_runs(base_run: Run, new_run: Run, threshold_pct: float = DEFAULT_THRESHOLD_PCT) -> dict:
     """Cases matched by case_id; cases found in only one run listed, never dropped."""
-    base = {r.get("case_id"): r for r in latest_by_case(base_records)}
-    new = {r.get("case_id"): r for r in latest_by_case(new_records)}
-    threshold = threshold_pct / 100
-
-    def brief(r: dict) -> dict:
-        return {"case_id": r.get("case_id"), "variant": r.get("variant"),
-                "sweep": sweep_title(r.get("sweep") or {}), "status": r.get("status")}
-
-    cases = [compare_case(base[c], new[c], threshold) for c in base if c in new]
+    base = {r.case_id: r for r in latest_by_case(base_run.records)}
+    new = {r.case_id: r for r in latest_by_case(new_run.records)}
+    declared = {**new_run.metrics, **base_run.metrics}
+    judged = [spec for spec in declared.values() if spec.judged]
+    cases = [compare_case(base[c], new[c], judged, threshold_pct / 100) for c in base if c in new]
 
     def having(verdict: str) -> list[dict]:
         return [{"case_id": c["case_id"], "variant": c["variant"], "sweep": c["sweep"], **x}
                 for c in cases for x in c["metrics"] if x["verdict"] == verdict]
 
+    present = {name for r in [*base.values(), *new.values()] for name in r.metrics}
     return {"threshold_pct": threshold_pct, "significance_p": SIGNIFICANCE_P, "cases": cases,
-            "only_in_base": [brief(r) for c, r in base.items() if c not in new],
-            "only_in_new": [brief(r) for c, r in new.items() if c not in base],
-            "regressions": having("regression"), "improvements": having("improvement")}
+            "only_in_base": [_brief(r) for c, r in base.items() if c not in new],
+            "only_in_new": [_brief(r) for c, r in new.items() if c not in base],
+            "regressions": having("regression"), "improvements": having("improvement"),
+            "cannot_judge": having("cannot judge"),
+            "not_judged": [{"metric": s.name, "why": s.note or s.kind} for s in declared.values()
+                           if not s.judged and s.name in present]}
 
 
 def exit_status(comparison: dict) -> int:

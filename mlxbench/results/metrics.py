@@ -1,120 +1,163 @@
-"""What a metric name means: its label, unit scale, which direction is better, how to print it.
+"""What a metric is: declared once by whatever produces it, stored with the run, read by every reader.
 
-Metric names carry their unit (``*_bytes``, ``*_s``, ``*_per_s``), so most of this
-follows from the name; a few figures without a unit in the name are listed.
+A workload declares its figures as :class:`Metric` s (``Workload.metrics``); the
+measurement loop declares the figures every case has (:data:`LOOP_METRICS`). The
+declarations are written into the run's ``suite.yaml``, so a report or a comparison
+of a run needs no workload code: labels, units, which way is better, which figures
+``compare`` judges and which columns a savings table shows all come from here.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, fields
 
 MB = 1e6
 # Other processes' share of the CPU while a case was timed, above which its timings are suspect.
 BUSY_MACHINE_SHARE = 0.15
+KINDS = ("timing", "rate", "memory", "size", "count", "quality", "diagnostic")
 
-LABELS = {
-    "peak_memory_bytes": "Peak Memory (MB)",
-    "active_memory_bytes": "Active Memory (MB)",
-    "cache_memory_bytes": "Cache Memory (MB)",
-    "peak_rss_bytes": "Peak RSS (MB)",
-    "step_time_s": "Step Time (s)",
-    "tokens_per_s": "Tokens/s",
-    "samples_per_s": "Samples/s",
-    "decode_tokens_per_s": "Decode tok/s",
-    "decode_tokens_per_s_total": "Decode tok/s (all sequences)",
-    "prefill_tokens_per_s": "Prefill tok/s",
-    "ttft_s": "TTFT (s)",
-    "prefill_s": "Prefill (s)",
-    "decode_s": "Decode (s)",
-    "end_to_end_s": "End to End (s)",
-    "model_size_bytes": "Model Size (MB)",
-    "bits_per_weight": "Bits/Weight",
-    "kl_divergence": "KL vs Baseline",
-    "other_processes_cpu_share": "Other Processes' CPU Share",
-    "top1_agreement": "Top-1 Agreement",
-    "load_time_s": "Load Time (s)",
-    "quantize_time_s": "Quantize Time (s)",
-    "disk_size_bytes": "Disk Size (MB)",
-    "quantized_disk_size_bytes": "Quantized Size (MB)",
-    "peak_load_rss_bytes": "Peak Load RSS (MB)",
-    "peak_load_memory_bytes": "Peak Load Memory (MB)",
-    "compression_ratio": "Compression (×)",
-    "gflop_per_s": "GFLOP/s",
-    "flops_per_step": "GFLOP/step",
-    "trainable_params": "Trainable Params",
-    "total_params": "Total Params",
-    "grad_norm": "Grad Norm",
-    "loss": "Loss",
-}
-# Rates derived from one timing (amount / its median) have no samples of their own.
-RATE_TIMINGS = {
-    "tokens_per_s": "step_time_s",
-    "samples_per_s": "step_time_s",
-    "decode_tokens_per_s": "decode_s",
-    "decode_tokens_per_s_total": "decode_s",
-    "prefill_tokens_per_s": "prefill_s",
-}
-# Figures whose name has no unit suffix but whose direction is still clear.
-LOWER_IS_BETTER = {"kl_divergence"}
-HIGHER_IS_BETTER = {"top1_agreement", "compression_ratio"}
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure a record can hold, and how to show and judge it."""
+
+    name: str
+    label: str  # column heading, with its display unit: "Peak Memory (MB)"
+    unit: str = ""  # display unit: "s", "MB", "tok/s", "" for a plain number
+    better: str | None = None  # "lower", "higher", or None where neither is better (loss)
+    # timing: sampled every step (median and spread); rate: an amount over a timing's median;
+    # memory/size/count/quality: one exact figure per case; diagnostic: context, never judged.
+    kind: str = "count"
+    judged: bool = False  # whether `mlxbench compare` calls a change in it a regression
+    of: str | None = None  # a rate: the timing whose median it divides
+    scale: float = 1.0  # recorded value / scale = displayed value (bytes → MB)
+    column: bool = True  # shown in the savings table
+    savings: str | None = None  # heading of a change-against-the-baseline column for it
+    note: str = ""  # why it is or is not judged, for compare's output
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Metric":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def display(self, figure) -> str:
+        """A recorded figure as a table shows it, in display units."""
+        value = value_of(figure)
+        return number(None if value is None else value / self.scale, group=self.kind == "count")
+
+    @property
+    def savings_meaning(self) -> str:
+        """What the sign of this metric's change column means, for a table's caption."""
+        if self.better is None:
+            return f"change in {self.label} against the baseline"
+        good = "negative" if self.better == "lower" else "positive"
+        return f"change in {self.label} against the baseline: {good} is better"
+
+
+def timing(name: str, label: str, **kw) -> Metric:
+    """A time sampled at every timed step: judged on its samples unless said otherwise."""
+    return Metric(name, label, "s", "lower", "timing", kw.pop("judged", True), **kw)
+
+
+def rate(name: str, label: str, of: str, unit: str = "/s", **kw) -> Metric:
+    """An amount divided by the median of timing ``of``: judged through that timing, not twice."""
+    kw.setdefault("note", f"judged through {of}")
+    return Metric(name, label, unit, "higher", "rate", kw.pop("judged", False), of=of, **kw)
+
+
+def memory(name: str, label: str, judged: bool, note: str = "", **kw) -> Metric:
+    """Bytes, shown in MB."""
+    return Metric(name, label, "MB", "lower", kw.pop("kind", "memory"), judged, scale=MB, note=note, **kw)
+
+
+def diagnostic(name: str, label: str, unit: str = "", **kw) -> Metric:
+    """Context for reading the other figures; never judged, not a table column."""
+    return Metric(name, label, unit, None, "diagnostic", False, column=False, note="diagnostic", **kw)
+
+
+STEP_TIME = timing("step_time_s", "Step Time (s)", savings="Time Savings")
+PEAK_MEMORY = memory("peak_memory_bytes", "Peak Memory (MB)", True, savings="Memory Savings",
+                     note="MLX's exact peak: the same for the same case, so the threshold alone judges it")
+# The figures the measurement loop gives every case, whatever its workload.
+LOOP_METRICS = (
+    STEP_TIME,
+    PEAK_MEMORY,
+    memory("peak_rss_bytes", "Peak RSS (MB)", False, column=False,
+           note="one sampled figure per case: no spread to test a change against"),
+    diagnostic("active_memory_bytes", "Active Memory (MB)", "MB", scale=MB),
+    diagnostic("cache_memory_bytes", "Cache Memory (MB)", "MB", scale=MB),
+    diagnostic("other_processes_cpu_share", "Other Processes' CPU Share"),
+)
+
+
+def combine(*groups) -> dict[str, Metric]:
+    """Declarations by name, in order; a later declaration of a name replaces an earlier one in place."""
+    out: dict[str, Metric] = {}
+    for group in groups:
+        for metric in group:
+            out[metric.name] = metric
+    return out
+
+
+def guess(name: str, figure=None) -> Metric:
+    """A declaration for a figure nobody declared (an older run, a user's extra figure), from its name."""
+    label = name.replace("_", " ").capitalize()
+    if name.endswith("_bytes"):
+        return memory(name, label[: -len(" bytes")] + " (MB)", False, note="undeclared")
+    if name.endswith("_per_s"):
+        return rate(name, label[: -len(" per s")] + "/s", of="step_time_s")
+    if name.endswith("_s"):
+        sampled = isinstance(figure, dict) and bool(figure.get("samples"))
+        return timing(name, label[: -len(" s")] + " (s)", judged=sampled,
+                      note="" if sampled else "undeclared, one figure")
+    return Metric(name, label, note="undeclared")
+
+
+def declarations(stored: list | None, records) -> dict[str, Metric]:
+    """A run's declarations: the stored ones, the loop's for older runs, a guess for any other figure."""
+    declared = combine(LOOP_METRICS, [Metric.from_dict(d) for d in stored or [] if isinstance(d, dict)])
+    if stored:  # the stored order is the workload's
+        declared = combine([declared[d["name"]] for d in stored if isinstance(d, dict)], declared.values())
+    for record in records:
+        for name, figure in (record.metrics or {}).items():
+            if name not in declared:
+                declared[name] = guess(name, figure)
+    return declared
 
 
 def busy_machine_share(figures: dict) -> float | None:
     """Other processes' CPU share while a case was timed, when high enough to make its timings suspect."""
-    share = figures.get("other_processes_cpu_share") or 0
+    share = value_of(figures.get("other_processes_cpu_share")) or 0
     return share if share >= BUSY_MACHINE_SHARE else None
 
 
-def label(metric: str) -> str:
-    """The column heading of a metric: its known label, else its name in words with the unit."""
-    if metric in LABELS:
-        return LABELS[metric]
-    if metric.endswith("_bytes"):
-        return metric[: -len("_bytes")].replace("_", " ").capitalize() + " (MB)"
-    if metric.endswith("_per_s"):
-        return metric[: -len("_per_s")].replace("_", " ").capitalize() + "/s"
-    if metric.endswith("_s"):
-        return metric[: -len("_s")].replace("_", " ").capitalize() + " (s)"
-    return metric.replace("_", " ").capitalize()
-
-
-def timing_behind(metric: str) -> str | None:
-    """The timing a rate is derived from (any other ``*_per_s`` is taken to derive from step_time_s)."""
-    return RATE_TIMINGS.get(metric) or ("step_time_s" if metric.endswith("_per_s") else None)
-
-
-def direction(metric: str) -> str | None:
-    """'lower' or 'higher' where one is better, None for figures that are neither (loss, counts)."""
-    if metric.endswith("_per_s") or metric in HIGHER_IS_BETTER:
-        return "higher"
-    if metric.endswith("_s") or metric.endswith("_bytes") or metric in LOWER_IS_BETTER:
-        return "lower"
-    return None
-
-
-def scale(metric: str) -> float:
-    """What a raw figure is divided by for display (bytes → MB, FLOPs → GFLOP)."""
-    if metric.endswith("_bytes"):
-        return MB
-    if metric == "flops_per_step":
-        return 1e9
-    return 1.0
-
-
 def value_of(figure) -> float | None:
-    """The headline number of a metric: a timing summary's median, or the scalar itself."""
+    """The headline number of a figure: a timing summary's median, or the scalar itself."""
     if isinstance(figure, dict):
         figure = figure.get("median")
     if isinstance(figure, bool) or not isinstance(figure, (int, float)):
         return None
-    return None if math.isnan(figure) else float(figure)
+    return None if math.isnan(figure) or math.isinf(figure) else float(figure)
 
 
-def number(value: float | None, metric: str = "") -> str:
-    """A display number with a sensible precision and thin-space thousands (1 000, 0.812, 3.6e-05)."""
+def samples_of(figure) -> list[float] | None:
+    """The per-step samples behind a timed figure, or None."""
+    samples = figure.get("samples") if isinstance(figure, dict) else None
+    return samples if samples else None
+
+
+def number(value: float | None, group: bool = False) -> str:
+    """A display number with a sensible precision and thin-space thousands (1 000, 0.812, 3.6e-05).
+
+    ``group``: a count, written whole with every digit (12 345 678).
+    """
     if value is None:
         return "—"
-    if metric.endswith("_params") and float(value).is_integer():
+    if group and float(value).is_integer():
         return f"{int(value):,}".replace(",", "\u2009")
     v = abs(value)
     if v == 0:
@@ -132,14 +175,9 @@ def number(value: float | None, metric: str = "") -> str:
     return text.replace(",", "\u2009")
 
 
-def display(figure, metric: str) -> str:
-    """A recorded figure as shown in a table, scaled to its display unit."""
-    value = value_of(figure)
-    return number(None if value is None else value / scale(metric), metric)
-
-
 def percent(change: float | None) -> str:
     """A relative change as a signed percentage: -40.0%, +25.0%; — when there is none."""
     if change is None or math.isnan(change):
         return "—"
     return f"{change * 100:+.1f}%" if abs(change) >= 0.0005 else "0.0%"
+

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mlxbench import stats
 from mlxbench.errors import UserError
+from mlxbench.results.record import Record
 
 MEMORY_FIGURES = ("peak_memory_bytes", "active_memory_bytes", "peak_rss_bytes")
 # Where the mlxbench pytest plugin keeps mlxbench.env.capture() inside machine_info.
@@ -92,7 +93,7 @@ def _env(data: dict) -> dict:
     return env
 
 
-def _record(path: Path, i: int, bench: dict, suite: str, run_id: str, env_id: str, started_at: str) -> dict:
+def _record(path: Path, i: int, bench: dict, suite: str, run_id: str, env_id: str, started_at: str) -> Record:
     extra = bench["extra_info"]
     params = bench.get("params") or {}
     name = bench["name"]
@@ -104,35 +105,22 @@ def _record(path: Path, i: int, bench: dict, suite: str, run_id: str, env_id: st
             continue
         if (isinstance(value, (int, float)) and not isinstance(value, bool)) or _is_summary(value):
             metrics[key] = value
-    return {
-        "suite": suite,
-        "run_id": run_id,
-        "case_id": hashlib.sha256(bench.get("fullname", name).encode()).hexdigest()[:12],
+    return Record(
+        suite=suite, run_id=run_id,
+        case_id=hashlib.sha256(bench.get("fullname", name).encode()).hexdigest()[:12],
         # One row per benchmark: a file mixes test functions whose parametrize axes
         # differ, so they are no sweep grid; the values stay in params.
-        "variant": name,
-        "workload": extra.get("workload", "pytest-benchmark"),
-        "sweep": {},
-        "params": extra.get("params") or dict(params),
-        "seed": extra.get("seed"),
-        "warmup": extra.get("warmup_rounds", 0),
-        "repeat": len(metrics["step_time_s"]["samples"]),
-        "status": "ok",
-        "error": None,
-        "metrics": metrics,
-        "memory_timeline": None,
-        "leak": None,
-        "equivalence_values": None,
-        "equivalence": None,
-        "is_baseline": False,
-        "inline": True,  # every benchmark of a pytest session shares one process
-        "env_id": env_id,
-        "started_at": started_at,
-        "duration_s": float(bench["stats"].get("total") or sum(metrics["step_time_s"]["samples"])),
-    }
+        variant=name, workload=extra.get("workload", "pytest-benchmark"),
+        params=extra.get("params") or dict(params), seed=extra.get("seed"),
+        warmup=extra.get("warmup_rounds", 0), repeat=len(metrics["step_time_s"]["samples"]),
+        metrics=metrics,
+        inline=True,  # every benchmark of a pytest session shares one process
+        env_id=env_id, started_at=started_at,
+        duration_s=float(bench["stats"].get("total") or sum(metrics["step_time_s"]["samples"])),
+    )
 
 
-def to_run(path: str | Path) -> tuple[list[dict], dict, dict]:
+def to_run(path: str | Path) -> tuple[list[Record], dict, dict]:
     """Records, environment and suite of a pytest-benchmark JSON file; UserError if it is not one."""
     path = Path(path)
     data = load(path)

@@ -1,44 +1,59 @@
-"""Where a report's figures come from: a run directory, or a pytest-benchmark JSON file."""
+"""A run as every reader sees it: its records, environment, suite and metric declarations.
+
+It comes from a run directory or from a pytest-benchmark JSON file; nothing else.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlxbench.results import store
 from mlxbench.errors import UserError
+from mlxbench.results import store
+from mlxbench.results.metrics import Metric, declarations
+from mlxbench.results.record import Record
 
 
 @dataclass
 class Run:
     path: Path
-    records: list[dict]
+    records: list[Record]
     env: dict
     suite: dict
+    metrics: dict[str, Metric] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.metrics:
+            self.metrics = declarations(self.suite.get("metrics"), self.records)
 
     @property
     def name(self) -> str:
-        return self.suite.get("name") or next((r.get("suite") for r in self.records if r.get("suite")), "run")
+        return self.suite.get("name") or next((r.suite for r in self.records if r.suite), "run")
 
     @property
     def run_id(self) -> str:
-        return next((r.get("run_id") for r in self.records if r.get("run_id")), self.path.name)
+        return next((r.run_id for r in self.records if r.run_id), self.path.name)
+
+    def metric(self, name: str) -> Metric:
+        return self.metrics[name]
 
 
 def load_run(path: str | Path) -> Run:
     """The records, environment and resolved suite of a run directory (or a --benchmark-json file)."""
     path = Path(path)
     if path.is_file() and path.suffix == ".json":
-        try:
-            from mlxbench.results.pytest_json import to_run
-        except ImportError as err:  # the benchmark-CI piece is optional to the rest of the report
-            raise UserError(f"{path}: cannot read pytest-benchmark JSON: {err}") from err
+        from mlxbench.results.pytest_json import to_run
+
         records, env, suite = to_run(path)
         return Run(path, records, env, suite)
     if not path.is_dir():
         raise UserError(f"{path}: expected a run directory (results/<suite>/<run id>) or a "
                         f"pytest-benchmark .json file, got {'a file' if path.exists() else 'nothing there'}")
-    records = store.read_records(path)
+    problems: list[str] = []
+    records = store.read_records(path, problems)
+    for problem in problems:
+        print(f"mlxbench: warning: {problem}", file=sys.stderr)
     if not records:
         raise UserError(f"{path / store.RECORDS}: expected at least one record, got none")
     return Run(path, records, store.read_env(path), store.read_suite(path))

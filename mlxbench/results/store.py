@@ -16,36 +16,53 @@ import secrets
 import time
 from pathlib import Path
 
+from mlxbench.results.record import Record, RecordError
+
 RECORDS = "records.jsonl"
 ENV = "env.json"
 SUITE = "suite.yaml"
 
 
-def append_record(run_dir: str | Path, record: dict) -> None:
-    """Append one record as a single line and flush it to disk before returning."""
-    line = json.dumps(record, separators=(",", ":"), allow_nan=True) + "\n"
-    with open(Path(run_dir) / RECORDS, "a", encoding="utf-8") as f:
-        f.write(line)
+def append_record(run_dir: str | Path, record: Record) -> None:
+    """Append one record as a single line and flush it to disk before returning.
+
+    The line starts on a fresh line even when the file ends in a fragment a crash left.
+    """
+    path = Path(run_dir) / RECORDS
+    line = record.to_json() + "\n"
+    with open(path, "ab") as f:
+        if f.tell() and not _ends_with_newline(path):
+            line = "\n" + line
+        f.write(line.encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
 
 
-def read_records(run_dir: str | Path) -> list[dict]:
-    """Every complete record of a run, in the order written.
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
 
-    A line cut short by a kill mid-write is skipped: every other line is kept.
+
+def read_records(run_dir: str | Path, problems: list[str] | None = None) -> list[Record]:
+    """Every readable record of a run, in the order written.
+
+    A line that is no record (cut short by a kill mid-write, not JSON, another program's)
+    is skipped, and said in ``problems`` when given: every other line is kept.
     """
     path = Path(run_dir) / RECORDS
     if not path.exists():
         return []
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                records.append(Record.from_dict(json.loads(raw.decode("utf-8"))))
+            except (UnicodeDecodeError, json.JSONDecodeError, RecordError, TypeError) as err:
+                if problems is not None:
+                    problems.append(f"{path}:{number}: skipped: {str(err).splitlines()[0][:120]}")
     return records
 
 
@@ -55,21 +72,6 @@ def read_env(run_dir: str | Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
-def blank_outcome(started_at: str) -> dict:
-    """What a case hands back before anything is known: status ok, no figures, no error yet.
-
-    The worker fills it in; the runner fills one in for a worker that died without one.
-    """
-    return {"status": "ok", "error": None, "metrics": None, "memory_timeline": None, "leak": None,
-            "equivalence_values": None, "started_at": started_at, "duration_s": None}
-
-
-def latest_by_case(records: list[dict]) -> list[dict]:
-    """One record per case_id, the last one written, in the order cases first appeared.
-
-    A case re-run on ``--resume`` appends a new line; its latest line is its result.
-    """
-    return list({r.get("case_id"): r for r in records}.values())
 
 
 def new_run_id() -> str:

@@ -10,7 +10,8 @@ import sys
 import time
 from typing import TextIO
 
-from mlxbench.results.metrics import busy_machine_share, display, label
+from mlxbench.results.metrics import Metric, busy_machine_share, guess
+from mlxbench.results.record import Record
 
 TICK_S = 1.0  # how often a terminal's running line is redrawn
 
@@ -24,33 +25,38 @@ def clock(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def headline(record: dict, names: tuple[str, ...]) -> str:
+def _declared(name: str, declared: dict[str, Metric]) -> Metric:
+    return declared.get(name) or guess(name)
+
+
+def headline(record: Record, names: tuple[str, ...], declared: dict[str, Metric]) -> str:
     """A finished case's headline figures in one line, or its failure."""
-    if record["status"] != "ok":
-        message = (record.get("error") or {}).get("message", "")
-        return f"{record['status'].upper()}: {message}"
-    metrics = record.get("metrics") or {}
+    if not record.ok:
+        return f"{record.status.upper()}: {(record.error or {}).get('message', '')}"
+    metrics = record.metrics
     parts = []
     for name in names:
         if name not in metrics:
             continue
         figure = metrics[name]
         unstable = " (unstable)" if isinstance(figure, dict) and figure.get("unstable") else ""
-        parts.append(f"{label(name)} {display(figure, name)}{unstable}")
-    if (eq := record.get("equivalence")) is not None:
+        metric = _declared(name, declared)
+        parts.append(f"{metric.label} {metric.display(figure)}{unstable}")
+    if (eq := record.equivalence) is not None:
         parts.append("equivalent to baseline" if eq["matches"] else f"DIFFERS from baseline: {', '.join(eq['mismatches'])}")
     if busy := busy_machine_share(metrics):
         parts.append(f"BUSY MACHINE: other processes took {busy:.0%} of the CPU while timing")
-    if (record.get("leak") or {}).get("leaking"):
-        parts.append(f"LEAK {record['leak']['slope_bytes_per_step'] / 1e6:.2f} MB/step")
+    if (record.leak or {}).get("leaking"):
+        parts.append(f"LEAK {record.leak['slope_bytes_per_step'] / 1e6:.2f} MB/step")
     return " · ".join(parts)
 
 
 class Progress:
     """Progress of one run over ``total`` cases, written to ``stream``."""
 
-    def __init__(self, total: int, stream: TextIO | None = None):
+    def __init__(self, total: int, declared: dict[str, Metric], stream: TextIO | None = None):
         self.total = total
+        self.declared = declared
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty()
         self.started = time.monotonic()
@@ -86,29 +92,29 @@ class Progress:
             self.stream.write(f"\r{self._running_line()}\033[K")
             self.stream.flush()
 
-    def finish(self, record: dict, names: tuple[str, ...]) -> None:
+    def finish(self, record: Record, names: tuple[str, ...]) -> None:
         wall_s = time.monotonic() - self.case_started  # with the worker's start-up, as the ETA needs
         self.durations.append(wall_s)
         self.done += 1
-        line = (f"[{self.done}/{self.total}] {self.label}: {record['status']} in {wall_s:.1f} s"
-                f" · {headline(record, names)}")
+        line = (f"[{self.done}/{self.total}] {self.label}: {record.status} in {wall_s:.1f} s"
+                f" · {headline(record, names, self.declared)}")
         self.stream.write(f"\r{line}\033[K\n" if self.tty else line + "\n")
         self.stream.flush()
 
 
-def table(records: list[dict], names: tuple[str, ...]) -> str:
+def table(records: list[Record], names: tuple[str, ...], declared: dict[str, Metric]) -> str:
     """All cases as a plain-text table: variant, sweep point, status, headline figures, case id."""
-    sweep_axes = list(dict.fromkeys(axis for r in records for axis in r.get("sweep", {})))
-    header = ["variant", *sweep_axes, "status", *(label(n) for n in names), "case id"]
+    sweep_axes = list(dict.fromkeys(axis for r in records for axis in r.sweep))
+    metrics = [_declared(n, declared) for n in names]
+    header = ["variant", *sweep_axes, "status", *(m.label for m in metrics), "case id"]
     rows = [header]
     for r in records:
-        metrics = r.get("metrics") or {}
         rows.append([
-            r["variant"] + (" (baseline)" if r.get("is_baseline") else ""),
-            *(str(r["sweep"].get(axis, "")) for axis in sweep_axes),
-            r["status"],
-            *(display(metrics.get(n), n) for n in names),
-            r["case_id"],
+            r.variant + (" (baseline)" if r.is_baseline else ""),
+            *(str(r.sweep.get(axis, "")) for axis in sweep_axes),
+            r.status,
+            *(m.display(r.metrics.get(m.name)) for m in metrics),
+            r.case_id,
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

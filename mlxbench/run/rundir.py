@@ -20,13 +20,15 @@ def open_run_dir(suite: Suite, out: str, resume: str | None) -> Path:
         run_dir = Path(resume)
         if not run_dir.is_dir():
             raise UserError(f"{resume}: --resume: expected a run directory, got {'a file' if run_dir.exists() else 'nothing there'}")
-        other = {r.get("suite") for r in store.read_records(run_dir)} - {suite.name}
+        other = {r.suite for r in store.read_records(run_dir)} - {suite.name}
         if other:
             raise UserError(f"{resume}: --resume: expected a run of suite {suite.name!r}, got one of {sorted(other)[0]!r}")
     # The command that made the run (the report's "reproduce" line); a resume keeps the first one.
     command = store.read_suite(run_dir).get("command") if resume else None
     command = command or shlex.join(["mlxbench", *sys.argv[1:]])
-    store.write_suite(run_dir, {**suite.to_dict(), "command": command})
+    # The metric declarations travel with the run: a report never needs the workload's code.
+    metrics = [m.to_dict() for m in suite.workload_cls.declared_metrics().values()]
+    store.write_suite(run_dir, {**suite.to_dict(), "command": command, "metrics": metrics})
     return run_dir
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 
 from mlxbench.results import store
+from mlxbench.results.record import OUTCOME_FIELDS, Record, latest_by_case
 from mlxbench.run.progress import Progress
 from mlxbench.run.equivalence import equivalence
 from mlxbench.run.supervise import run_isolated
@@ -24,16 +25,16 @@ def run_order(cases: list[Case]) -> list[Case]:
     return sorted(cases, key=lambda c: not c.is_baseline)
 
 
-def run_suite(suite: Suite, cases: list[Case], run_dir: Path, env_id: str, inline: bool = False) -> list[dict]:
+def run_suite(suite: Suite, cases: list[Case], run_dir: Path, env_id: str, inline: bool = False) -> list[Record]:
     """Run the cases not yet ok in ``run_dir``; every case's latest record, in suite order."""
-    latest = {r["case_id"]: r for r in store.latest_by_case(store.read_records(run_dir))}
-    todo = [c for c in run_order(cases) if latest.get(c.case_id, {}).get("status") != "ok"]
+    latest = {r.case_id: r for r in latest_by_case(store.read_records(run_dir))}
+    todo = [c for c in run_order(cases) if c.case_id not in latest or not latest[c.case_id].ok]
     if len(todo) < len(cases):
         print(f"{len(cases) - len(todo)} of {len(cases)} cases already ok in {run_dir}; running {len(todo)}")
     # The baseline of each sweep point, even when --only leaves it out (an earlier run may have it).
     baseline_at = {_point_key(c.sweep): c.case_id for c in expand(replace(suite, only=())) if c.is_baseline}
-    run_id = run_dir.name
-    progress = Progress(len(todo))
+    declared = suite.workload_cls.declared_metrics()
+    progress = Progress(len(todo), declared)
     for case in todo:
         progress.start(case.label)
         if inline:
@@ -42,9 +43,9 @@ def run_suite(suite: Suite, cases: list[Case], run_dir: Path, env_id: str, inlin
             outcome = run_case(case)
         else:
             outcome = run_isolated(case, run_dir, progress.tick)
-        record = make_record(case, outcome, run_id, env_id, inline)
+        record = make_record(case, outcome, run_dir.name, env_id, inline)
         baseline = latest.get(baseline_at.get(_point_key(case.sweep), ""))
-        record["equivalence"] = equivalence(record, baseline, suite.workload_cls.equivalent_params)
+        record.equivalence = equivalence(record, baseline, suite.workload_cls.equivalent_params)
         store.append_record(run_dir, record)
         latest[case.case_id] = record
         progress.finish(record, suite.workload_cls.headline)
@@ -55,15 +56,11 @@ def _point_key(sweep: dict) -> str:
     return json.dumps(sweep, sort_keys=True, default=str)
 
 
-def make_record(case: Case, outcome: dict, run_id: str, env_id: str, inline: bool) -> dict:
+def make_record(case: Case, outcome: dict, run_id: str, env_id: str, inline: bool) -> Record:
     """The record of a finished case: what it was, how it ended, what it measured."""
-    return {
-        "suite": case.suite, "run_id": run_id, "case_id": case.case_id, "variant": case.variant,
-        "workload": case.workload, "sweep": case.sweep, "params": case.params, "seed": case.seed,
-        "warmup": case.warmup, "repeat": case.repeat,
-        "status": outcome["status"], "error": outcome["error"], "metrics": outcome["metrics"],
-        "memory_timeline": outcome["memory_timeline"], "leak": outcome["leak"],
-        "equivalence_values": outcome["equivalence_values"], "equivalence": None,
-        "is_baseline": case.is_baseline, "inline": inline, "env_id": env_id,
-        "started_at": outcome["started_at"], "duration_s": outcome["duration_s"],
-    }
+    return Record(
+        suite=case.suite, run_id=run_id, case_id=case.case_id, variant=case.variant, workload=case.workload,
+        sweep=case.sweep, params=case.params, seed=case.seed, warmup=case.warmup, repeat=case.repeat,
+        is_baseline=case.is_baseline, inline=inline, env_id=env_id,
+        **{k: v for k, v in outcome.items() if k in OUTCOME_FIELDS},
+    )

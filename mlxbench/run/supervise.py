@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from mlxbench.results import store
+from mlxbench.results.record import blank_outcome
 from mlxbench.suite.schema import Case
 
 
@@ -60,8 +60,6 @@ def _run_worker(case: Case, work: Path, log_path: Path, tick) -> dict:
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     oom_kills_before = oom_kill_count()
     start = time.monotonic()
-    stopped: tuple[str, str] | None = None  # (status, why) when the runner stopped the case
-    free_fraction = 1.0
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mlxbench.run.worker", str(case_path), str(outcome_path)],
@@ -69,46 +67,51 @@ def _run_worker(case: Case, work: Path, log_path: Path, tick) -> dict:
             start_new_session=True, env=_child_environment(case),
         )
     try:
-        while True:
-            try:
-                proc.wait(timeout=POLL_S)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            elapsed = time.monotonic() - start
-            rss = _tree_rss(proc.pid)
-            memory = psutil.virtual_memory()
-            free_fraction = memory.available / memory.total
-            if elapsed > case.timeout_s:
-                stopped = ("timeout", f"passed its timeout of {case.timeout_s:g} s; stopped after {elapsed:.1f} s")
-            elif case.memory_limit_mb is not None and rss > case.memory_limit_mb * 2**20:
-                stopped = ("oom", f"resident memory {rss / 2**20:.0f} MiB passed memory_limit_mb "
-                                  f"{case.memory_limit_mb}; stopped")
-            if stopped:
-                _kill_group(proc)
-                break
-            tick()
+        stopped, free_fraction = _watch(proc, case, start, tick)
     finally:
         _kill_group(proc)  # also whatever the case started and left behind
     duration = time.monotonic() - start
     if stopped is None and proc.returncode == 0 and outcome_path.exists():
         return json.loads(outcome_path.read_text(encoding="utf-8"))
-    tail = _tail(log_path)
-    if stopped is not None:
-        status, message = stopped
-    elif proc.returncode < 0:
-        name = signal.Signals(-proc.returncode).name
-        status, message = "error", f"killed by signal {name}"
-        kills = oom_kill_count()
-        if kills is not None and oom_kills_before is not None and kills > oom_kills_before:
-            status, message = "oom", f"killed by signal {name} by the kernel's out-of-memory killer"
-        elif free_fraction < LOW_MEMORY_FRACTION:
-            status, message = "oom", (f"killed by signal {name} while the machine had "
-                                      f"{free_fraction:.0%} of its memory free (out of memory)")
-    else:
-        status, message = "error", f"worker exited with status {proc.returncode} without an outcome"
-    return {**store.blank_outcome(started_at), "status": status,
-            "error": {"message": message, "traceback": tail}, "duration_s": duration}
+    status, message = stopped or _why_it_ended(proc.returncode, oom_kills_before, free_fraction)
+    return {**blank_outcome(started_at), "status": status,
+            "error": {"message": message, "traceback": _tail(log_path)}, "duration_s": duration}
+
+
+def _watch(proc: subprocess.Popen, case: Case, start: float, tick) -> tuple[tuple[str, str] | None, float]:
+    """Wait for the worker; stop it past its timeout or memory limit: ((status, why) or None, free memory)."""
+    free_fraction = 1.0
+    while True:
+        try:
+            proc.wait(timeout=POLL_S)
+            return None, free_fraction
+        except subprocess.TimeoutExpired:
+            pass
+        elapsed = time.monotonic() - start
+        rss = _tree_rss(proc.pid)
+        memory = psutil.virtual_memory()
+        free_fraction = memory.available / memory.total
+        if elapsed > case.timeout_s:
+            return ("timeout", f"passed its timeout of {case.timeout_s:g} s; stopped after {elapsed:.1f} s"), \
+                free_fraction
+        if case.memory_limit_mb is not None and rss > case.memory_limit_mb * 2**20:
+            return ("oom", f"resident memory {rss / 2**20:.0f} MiB passed memory_limit_mb "
+                           f"{case.memory_limit_mb}; stopped"), free_fraction
+        tick()
+
+
+def _why_it_ended(returncode: int, oom_kills_before: int | None, free_fraction: float) -> tuple[str, str]:
+    """(status, message) of a worker that ended without an outcome, from the evidence left."""
+    if returncode >= 0:
+        return "error", f"worker exited with status {returncode} without an outcome"
+    name = signal.Signals(-returncode).name
+    kills = oom_kill_count()
+    if kills is not None and oom_kills_before is not None and kills > oom_kills_before:
+        return "oom", f"killed by signal {name} by the kernel's out-of-memory killer"
+    if free_fraction < LOW_MEMORY_FRACTION:
+        return "oom", (f"killed by signal {name} while the machine had "
+                       f"{free_fraction:.0%} of its memory free (out of memory)")
+    return "error", f"killed by signal {name}"
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -1,13 +1,9 @@
-"""Run one case and hand back its outcome: the single measurement loop of mlxbench.
+"""Run one case in this process and hand back its outcome, whatever happens.
 
 The runner starts ``python -m mlxbench.run.worker CASE.json OUTCOME.json`` in a fresh
 process per case (``--inline`` calls :func:`run_case` in its own process instead).
-The outcome goes to a file, not stdout, which the workload may print to.
-
-The loop: setup, ``warmup`` untimed steps, reset MLX's peak, ``repeat`` timed steps
-(each ``perf_counter`` around a ``step()`` that evaluates all it produced), with the
-memory sampler marking each phase. Timing, repetition and statistics live here
-once; workloads only set up and step.
+The outcome goes to a file, not stdout, which the workload may print to. The
+measurement itself is mlxbench.run.measure's loop, the one every caller uses.
 """
 
 from __future__ import annotations
@@ -27,8 +23,8 @@ import mlx.core as mx
 
 from mlxbench.machine import device
 from mlxbench.machine import profiler
-from mlxbench.results import store
-from mlxbench import stats
+from mlxbench.results.record import blank_outcome
+from mlxbench.run import measure as loop
 from mlxbench.suite.schema import Case, workload_class
 
 TIMELINE_POINTS = 2000
@@ -51,10 +47,6 @@ def error_of(exc: BaseException) -> dict:
             "traceback": "\n".join(lines[-TRACEBACK_LINES:])}
 
 
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def jsonable(value):
     """``value`` with numpy / MLX scalars turned into plain Python numbers, so it round-trips JSON."""
     if isinstance(value, dict):
@@ -72,52 +64,16 @@ def measure(case: Case, outcome: dict, isolated: bool) -> None:
     """Run the case's loop, filling ``outcome`` as figures become known (so a failure keeps them)."""
     wl = workload_class(case.workload, case.workload_path)(dict(case.params), case.seed)
     mx.random.seed(case.seed)
-    samples: dict[str, list[float]] = {"step_time_s": []}
-    active_after_step: list[int] = []
     sampler = profiler.MemorySampler(interval_s=0.01)
     try:
-        with sampler:
-            sampler.phase("setup")
-            wl.setup()
-            sampler.phase("warmup")
-            for _ in range(case.warmup):
-                wl.step()
-            mx.reset_peak_memory()
-            sampler.phase(wl.timed_phase)
-            contention = profiler.CpuContention().start()
-            for _ in range(case.repeat):
-                start = time.perf_counter()
-                extra = wl.step()
-                samples["step_time_s"].append(time.perf_counter() - start)
-                for name, value in (extra or {}).items():
-                    if _number(value):
-                        samples.setdefault(name, []).append(float(value))
-                active_after_step.append(mx.get_active_memory())
-            peak = mx.get_peak_memory()
-            active, cache = mx.get_active_memory(), mx.get_cache_memory()
-            other_cpu = contention.share()
-        timed = {name: stats.summarize(values) for name, values in samples.items() if values}
-        outcome["metrics"] = {
-            **timed,
-            "peak_memory_bytes": peak, "active_memory_bytes": active, "cache_memory_bytes": cache,
-            "peak_rss_bytes": _peak_rss(sampler, isolated),
-            "other_processes_cpu_share": other_cpu,
-            **wl.metrics(timed),
-        }
-        outcome["leak"] = profiler.leak_check(active_after_step)
+        measured = loop.measure(wl, case.warmup, case.repeat, sampler=sampler, isolated=isolated)
+        outcome["metrics"] = measured.metrics
+        outcome["leak"] = measured.leak
         outcome["equivalence_values"] = wl.equivalence()
     finally:
-        sampler.stop()  # a no-op when the with-block already stopped it
+        sampler.stop()  # a no-op when the loop already stopped it
         outcome["memory_timeline"] = sampler.timeline(max_points=TIMELINE_POINTS)
         wl.teardown()
-
-
-def _peak_rss(sampler: profiler.MemorySampler, isolated: bool) -> int:
-    # A worker's whole life is its case, so the OS's high-water mark is the case's own and
-    # catches spikes between samples; in-process (--inline) it would include earlier cases.
-    if isolated:
-        return max(sampler.peak_rss_bytes, profiler.process_peak_rss_bytes())
-    return sampler.peak_rss_bytes
 
 
 def run_case(case: Case, isolated: bool = False) -> dict:
@@ -126,7 +82,7 @@ def run_case(case: Case, isolated: bool = False) -> dict:
     ``isolated``: this process runs nothing else (a worker), so its own peak RSS is the case's.
     Keys: status, error, metrics, memory_timeline, leak, equivalence_values, started_at, duration_s.
     """
-    outcome = store.blank_outcome(datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    outcome = blank_outcome(datetime.now(timezone.utc).isoformat(timespec="seconds"))
     start = time.perf_counter()
     device.choose()  # the same device env.json reports: CPU where the GPU is virtual
     try:

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
+from mlxbench.results.metrics import LOOP_METRICS, Metric, combine
+
 REGISTRY: dict[str, type["Workload"]] = {}
 
 _MISSING = object()
@@ -74,6 +76,9 @@ class Workload:
     # Parameters that must not change what a step computes (e.g. gradient checkpointing):
     # a variant that differs from the baseline only in these is checked for equivalence.
     equivalent_params: ClassVar[frozenset[str]] = frozenset()
+    # The figures this workload records besides the loop's own (step time and memory: LOOP_METRICS);
+    # declaring one of those here too replaces it, and the order here is the savings table's.
+    declares: ClassVar[tuple[Metric, ...]] = ()
     # Metric names shown in the one-line summary of a finished case.
     headline: ClassVar[tuple[str, ...]] = ("step_time_s", "peak_memory_bytes")
     # Phase name the profiler gives the timed steps.
@@ -82,6 +87,12 @@ class Workload:
     def __init__(self, params: dict, seed: int = 0):
         self.p = params
         self.seed = seed
+
+    @classmethod
+    def declared_metrics(cls) -> dict[str, Metric]:
+        """Every figure a case of this workload records, by name, in table order."""
+        own = combine(cls.declares)
+        return combine(own.values(), [m for m in LOOP_METRICS if m.name not in own])
 
     @classmethod
     def defaults(cls) -> dict:

@@ -32,6 +32,7 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from mlxbench.workloads import models
+from mlxbench.results.metrics import PEAK_MEMORY, Metric, memory, rate, timing
 from mlxbench.workloads.base import Param, Workload, register
 from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
 
@@ -192,6 +193,24 @@ class Generate(Workload):
               help="group size of the quantized KV cache (must divide the head dimension)"),
         Param("dtype", str, "float32", choices=tuple(models.DTYPES), help="dtype of the model's weights"),
         Param("prefill_step_size", int, 2048, minimum=1, help="prompt tokens per forward pass in prefill"),
+    )
+    declares = (
+        PEAK_MEMORY,
+        rate("decode_tokens_per_s", "Decode tok/s (per sequence)", of="decode_s", unit="tok/s",
+             savings="Decode Speed"),
+        rate("prefill_tokens_per_s", "Prefill tok/s (all sequences)", of="ttft_s", unit="tok/s"),
+        timing("ttft_s", "TTFT (s)"),
+        memory("model_size_bytes", "Model Size (MB)", True, kind="size", note="exact"),
+        Metric("bits_per_weight", "Bits/Weight", better="lower"),
+        Metric("kl_divergence", "KL vs Unquantized", better="lower", kind="quality"),
+        Metric("top1_agreement", "Top-1 Agreement", better="higher", kind="quality", column=False),
+        Metric("compression_ratio", "Compression (×)", better="higher", column=False),
+        rate("decode_tokens_per_s_total", "Decode tok/s (all sequences)", of="decode_s", unit="tok/s",
+             column=False),
+        timing("decode_s", "Decode (s)", column=False),
+        timing("prefill_s", "Prefill (s)", column=False, judged=False, note="judged through TTFT"),
+        timing("step_time_s", "End to End (s)", column=False),
+        timing("end_to_end_s", "End to End (s)", column=False, judged=False, note="the step time's median"),
     )
     headline = ("decode_tokens_per_s", "prefill_tokens_per_s", "peak_memory_bytes")
     timed_phase = "generate"

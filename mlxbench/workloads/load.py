@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import mlx.core as mx
 
 from mlxbench.workloads import models
 from mlxbench.machine.profiler import MemorySampler
+from mlxbench.results.metrics import PEAK_MEMORY, STEP_TIME, Metric, memory, timing
 from mlxbench.workloads.base import Param, Workload, register
 from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
 
@@ -53,6 +55,18 @@ class Load(Workload):
         Param("dtype", str, None, nullable=True, choices=tuple(models.DTYPES),
               help="dtype a preset is written in (null: float32); null for a local directory, "
                    "which loads in the dtype it was saved in"),
+    )
+    declares = (
+        timing("load_time_s", "Load Time (s)", savings="Time Savings"),
+        timing("quantize_time_s", "Quantize Time (s)"),
+        memory("disk_size_bytes", "Disk Size (MB)", True, kind="size", note="exact"),
+        memory("quantized_disk_size_bytes", "Quantized Size (MB)", True, kind="size", note="exact"),
+        Metric("compression_ratio", "Compression (×)", better="higher"),
+        memory("peak_load_rss_bytes", "Peak Load RSS (MB)", False, savings="Memory Savings",
+               note="sampled: no spread to test a change against"),
+        memory("peak_load_memory_bytes", "Peak Load Memory (MB)", True, note="MLX's exact peak"),
+        replace(STEP_TIME, label="Load + Quantize (s)", column=False, savings=None),
+        replace(PEAK_MEMORY, column=False, savings=None),
     )
     headline = ("load_time_s", "quantize_time_s", "peak_load_rss_bytes")
     timed_phase = "load"

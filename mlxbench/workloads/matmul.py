@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import mlx.core as mx
 
+from mlxbench.results.metrics import PEAK_MEMORY, STEP_TIME, Metric, rate
 from mlxbench.workloads.base import Param, Workload, register
 
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
@@ -26,6 +27,12 @@ class Matmul(Workload):
         Param("compile", bool, False, help="run the product through mx.compile"),
     )
     equivalent_params = frozenset({"compile"})
+    declares = (
+        PEAK_MEMORY,
+        STEP_TIME,
+        rate("gflop_per_s", "GFLOP/s", of="step_time_s", unit="GFLOP/s"),
+        Metric("flops_per_step", "GFLOP/step", "GFLOP", scale=1e9, column=False),
+    )
     headline = ("step_time_s", "gflop_per_s", "peak_memory_bytes")
     timed_phase = "matmul"
 

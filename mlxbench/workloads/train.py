@@ -24,6 +24,7 @@ from mlx.utils import tree_flatten, tree_map
 
 from mlxbench.workloads import data
 from mlxbench.workloads import models
+from mlxbench.results.metrics import PEAK_MEMORY, STEP_TIME, Metric, rate
 from mlxbench.workloads.base import Param, Workload, register
 from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
 
@@ -107,6 +108,17 @@ class Train(Workload):
     )
     equivalent_params = frozenset({"gradient_checkpointing", "micro_batch_size", "compile", "eval_interval",
                                    "clear_cache"})
+    declares = (
+        PEAK_MEMORY,
+        STEP_TIME,
+        rate("tokens_per_s", "Tokens/s", of="step_time_s", unit="tok/s"),
+        rate("samples_per_s", "Samples/s", of="step_time_s", column=False),
+        Metric("loss", "Loss", column=False),
+        Metric("grad_norm", "Grad Norm", column=False),
+        Metric("trainable_params", "Trainable Params", column=False),
+        Metric("total_params", "Total Params", column=False),
+        Metric("flops_per_step", "GFLOP/step", "GFLOP", scale=1e9, column=False),
+    )
     headline = ("step_time_s", "tokens_per_s", "peak_memory_bytes")
 
     @classmethod

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mlxbench import stats
 from mlxbench import workloads
+from mlxbench.run import measure as loop
 
 HERE = Path(__file__).resolve().parent
 HOW_TO_RUN = "benchmark: run with `pytest --benchmark-only tests/benchmarks`"
@@ -42,31 +42,28 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def benchmark_workload(benchmark):
-    """Benchmark a shipped workload's ``step()``: set up once, warm-up rounds untimed.
+    """Benchmark a shipped workload's ``step()`` through mlxbench's loop, timed by pytest-benchmark.
 
     ``benchmark_workload("train", model="tiny", batch_size=2)`` runs the workload with its
-    defaults updated by the keyword arguments. ``extra_info`` gets what the runner would
-    record: the workload, its parameters and seed, a summary of each figure ``step()``
-    returns (ttft_s, loss, …) over the timed rounds, and the workload's derived metrics.
+    defaults updated by the keyword arguments: set up and warmed up untimed as the runner
+    does (so the memory figures cover the timed rounds alone), then ``rounds`` timed calls.
+    ``extra_info`` gets what the runner would record: the workload, its parameters and seed,
+    a summary of each figure ``step()`` returns (ttft_s, loss, …) over the timed rounds,
+    and the workload's derived metrics.
     """
 
     def run(name: str, *, rounds: int = 5, warmup_rounds: int = 2, seed: int = 0, **overrides):
         cls = workloads.get(name)
         params = {**cls.defaults(), **overrides}
         workload = cls(params, seed)
-        workload.setup()
-        per_step: list[dict] = []
-
-        def step():
-            per_step.append(workload.step() or {})
-
+        extras: list[dict | None] = []
         try:
-            benchmark.pedantic(step, rounds=rounds, warmup_rounds=warmup_rounds)
-            # pedantic runs the warm-up rounds first: the rest are the timed ones.
-            timed_steps = per_step[warmup_rounds:]
-            timed = {key: stats.summarize([s[key] for s in timed_steps]) for key in timed_steps[0]}
-            timed["step_time_s"] = stats.summarize(benchmark.stats.stats.data)
-            derived = workload.metrics(timed)
+            loop.prepare(workload, warmup_rounds)
+            benchmark.pedantic(lambda: extras.append(workload.step()), rounds=rounds)
+            samples: dict[str, list[float]] = {}
+            for seconds, extra in zip(benchmark.stats.stats.data, extras, strict=True):
+                loop.record_step(samples, seconds, extra)
+            timed, derived = loop.finish(workload, samples)
         finally:
             workload.teardown()
         timed.pop("step_time_s")  # pytest-benchmark's own stats hold it

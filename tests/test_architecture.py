@@ -1,0 +1,116 @@
+"""The layout's rules, checked on the source: dependencies one way, no cycles, small modules and functions.
+
+Every ``import mlxbench…`` counts, also one inside a function: a cycle hidden there is still a cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mlxbench"
+# Each part may import the parts of a lower rank and its own part, never a higher one.
+RANKS = {
+    "errors": 0, "stats": 0,
+    "results": 1,
+    "machine": 2,
+    "workloads": 3,
+    "suite": 4,
+    "run": 5, "report": 5,
+    "commands": 6, "pytest_plugin": 6, "cli": 7, "__main__": 8, "__init__": 8,
+}
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 50
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        name = ".".join(("mlxbench",) + tuple(p for p in parts if p != "__init__"))
+        out[name] = path
+    return out
+
+
+def _imports(path: Path) -> set[str]:
+    """Every mlxbench module ``path`` imports, wherever the import statement is."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("mlxbench")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mlxbench"):
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def _part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+MODULES = _modules()
+GRAPH = {name: {m for m in _imports(path) if m in MODULES and m != name} for name, path in MODULES.items()}
+
+
+def test_every_part_has_a_rank():
+    assert {_part(m) for m in MODULES} <= set(RANKS)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_imports_go_down_the_layers(module):
+    mine = RANKS[_part(module)]
+    upward = [m for m in GRAPH[module]
+              if _part(m) != _part(module) and _part(m) != "__init__" and RANKS[_part(m)] >= mine]
+    assert not upward, f"{module} (rank {mine}) imports {upward}: dependencies must point down"
+
+
+def test_the_report_names_no_workload():
+    for module, path in MODULES.items():
+        if _part(module) == "report":
+            text = path.read_text()
+            for word in ('"train"', '"generate"', '"load"', '"matmul"', "decode_tokens", "tokens_per_s"):
+                assert word not in text, f"{module} names a workload's figure: {word}"
+
+
+def test_there_is_no_import_cycle():
+    # Package __init__ modules are where a package is entered, not a dependency of their children.
+    graph = {m: {d for d in deps if not MODULES[d].name == "__init__.py"} for m, deps in GRAPH.items()}
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in graph[node]:
+            if state.get(nxt) == 1:
+                raise AssertionError("import cycle: " + " → ".join(stack[stack.index(nxt):] + [nxt]))
+            if nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_modules_and_functions_stay_small(module):
+    text = MODULES[module].read_text()
+    assert len(text.splitlines()) <= MAX_MODULE_LINES, f"{module} has more than {MAX_MODULE_LINES} lines"
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            assert length <= MAX_FUNCTION_LINES, f"{module}.{node.name} has {length} lines"
+
+
+def test_rendering_loads_no_blas_and_no_mlx():
+    import subprocess
+    import sys
+
+    code = ("import sys, mlxbench.report.html, mlxbench.commands.report, mlxbench.commands.compare\n"
+            "maps = open('/proc/self/maps').read() if sys.platform.startswith('linux') else ''\n"
+            "assert 'mlx.core' not in sys.modules, 'mlx.core imported'\n"
+            "assert 'cmeel.prefix' not in maps, 'OpenBLAS loaded'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
