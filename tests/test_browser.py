@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
 
-from browser import CHROMIUM, BrowserTimeout, browse  # noqa: E402
+from browser import CHROMIUM, BrowserTimeout, browse
 
 needs_chromium = pytest.mark.skipif(CHROMIUM is None,
                                     reason="chromium is not installed (apt-get install chromium; CI has it)")
