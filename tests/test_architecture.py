@@ -19,7 +19,7 @@ RANKS = {
     "workloads": 3,
     "suite": 4,
     "run": 5, "report": 5,
-    "commands": 6, "pytest_plugin": 6, "cli": 7, "__main__": 8, "__init__": 8,
+    "commands": 6, "cli": 7, "__main__": 8, "__init__": 8,
 }
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 50

@@ -16,9 +16,9 @@ import yaml
 
 from mlxbench.errors import UserError
 from mlxbench.machine.device import device_fallback
-from mlxbench.pytest_plugin import PYTEST_BENCHMARK_TESTED
-from mlxbench.pytest_plugin import memory_regressions
-from mlxbench.pytest_plugin import unpatchable_reason
+from mlxbench_pytest import PYTEST_BENCHMARK_TESTED
+from mlxbench_pytest import memory_regressions
+from mlxbench_pytest import unpatchable_reason
 from mlxbench.results.pytest_json import MEMORY_FIGURES, to_run
 
 pytest_plugins = ["pytester"]
@@ -55,12 +55,12 @@ def test_plain_call(benchmark, n):
 
 
 def plugin_registered() -> bool:
-    return any(ep.value == "mlxbench.pytest_plugin" for ep in metadata.entry_points(group="pytest11"))
+    return any(ep.value == "mlxbench_pytest" for ep in metadata.entry_points(group="pytest11"))
 
 
 def run_pytest(*args: str, cwd: Path, env_vars: dict | None = None) -> subprocess.CompletedProcess:
     """``python -m pytest`` in a fresh process, with the plugin as users get it."""
-    load_plugin = [] if plugin_registered() else ["-p", "mlxbench.pytest_plugin"]
+    load_plugin = [] if plugin_registered() else ["-p", "mlxbench_pytest"]
     return subprocess.run(
         [sys.executable, "-m", "pytest", *load_plugin, "-p", "no:cacheprovider", *args],
         cwd=cwd, capture_output=True, text=True, timeout=300,
@@ -148,9 +148,9 @@ def test_tiny_b(benchmark):
 
 # Loaded after the plugin, before the first benchmark: the plugin looks the version up then.
 PYTEST_BENCHMARK_99 = '''
-import mlxbench.pytest_plugin
+import mlxbench_pytest
 
-mlxbench.pytest_plugin._pytest_benchmark_version = lambda: "99.0.0"
+mlxbench_pytest._pytest_benchmark_version = lambda: "99.0.0"
 '''
 
 
@@ -161,7 +161,7 @@ def run_tiny_benchmarks(pytester, monkeypatch, conftest: str | None = None):
     pytester.makepyfile(test_tiny=TWO_TINY_BENCHMARKS)
     if conftest:
         pytester.makeconftest(conftest)
-    load_plugin = [] if plugin_registered() else ["-p", "mlxbench.pytest_plugin"]
+    load_plugin = [] if plugin_registered() else ["-p", "mlxbench_pytest"]
     result = pytester.runpytest_subprocess(*load_plugin, "-p", "no:cacheprovider", "--benchmark-json=tiny.json",
                                            timeout=300)
     benchmarks = json.loads((pytester.path / "tiny.json").read_text())["benchmarks"]
@@ -291,7 +291,7 @@ def test_benchmark_only_runs_the_shipped_benchmarks():
 
 
 @pytest.mark.skipif(not plugin_registered(), reason="pyproject.toml lacks [project.entry-points.pytest11] "
-                    "mlxbench = \"mlxbench.pytest_plugin\" (then reinstall)")
+                    "mlxbench = \"mlxbench_pytest\" (then reinstall)")
 def test_plugin_loads_through_its_entry_point_without_dash_p():
     out = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=ROOT, capture_output=True,
                          text=True, timeout=120)

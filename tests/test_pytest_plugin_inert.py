@@ -39,7 +39,7 @@ def test_fails():
 '''
 
 STASH_SUITE = '''
-from mlxbench.pytest_plugin import STATE
+from mlxbench_pytest import STATE
 
 
 def test_plugin_state_is_on_the_stash(request):
@@ -49,10 +49,10 @@ def test_plugin_state_is_on_the_stash(request):
 
 
 def plugin_registered() -> bool:
-    return any(ep.value == "mlxbench.pytest_plugin" for ep in metadata.entry_points(group="pytest11"))
+    return any(ep.value == "mlxbench_pytest" for ep in metadata.entry_points(group="pytest11"))
 
 
-PLUGIN_ON = [] if plugin_registered() else ["-p", "mlxbench.pytest_plugin"]
+PLUGIN_ON = [] if plugin_registered() else ["-p", "mlxbench_pytest"]
 PLUGIN_OFF = ["-p", "no:mlxbench"] if plugin_registered() else []
 
 
@@ -66,6 +66,26 @@ def mlxbench_lines(pytester, result) -> list[str]:
     """Output lines that mention mlxbench, but for pytest's own list of installed plugins and the test's path."""
     lines = [line.replace(str(pytester.path), "") for line in result.outlines + result.errlines]
     return [line for line in lines if "mlxbench" in line.lower() and not line.startswith("plugins:")]
+
+
+MLX_SUITE = """
+import sys
+
+
+def test_its_own_mlx_keeps_the_wheels_blas():
+    import mlx.core as mx
+
+    mx.eval(mx.ones((4, 4)) @ mx.ones((4, 4)))
+    assert "mlxbench" not in sys.modules
+    if sys.platform.startswith("linux"):
+        assert "cmeel.prefix" not in open("/proc/self/maps").read()
+"""
+
+
+def test_a_suite_that_imports_mlx_itself_gets_no_blas_from_the_plugin(pytester):
+    pytester.makepyfile(test_mlx=MLX_SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *PLUGIN_ON, timeout=120)
+    result.assert_outcomes(passed=1)
 
 
 def test_a_plain_suite_keeps_its_outcome_with_the_plugin(pytester):

@@ -1,4 +1,4 @@
-"""pytest plugin: MLX memory figures for every pytest-benchmark benchmark, and a memory gate.
+"""mlxbench's pytest plugin: MLX memory figures for every pytest-benchmark benchmark, and a memory gate.
 
 Installed with mlxbench (entry point ``pytest11``), it needs no change to a test:
 each benchmark's ``benchmark.extra_info`` gets
@@ -32,8 +32,6 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-
-from mlxbench.errors import UserError
 
 MEMORY_FIGURES = ("peak_memory_bytes", "active_memory_bytes", "peak_rss_bytes")
 DEFAULT_THRESHOLD_PCT = 10.0
@@ -138,6 +136,7 @@ def _human_bytes(value: float) -> str:
 
 
 def _baseline_figures(path: str) -> dict[str, dict]:
+    from mlxbench.errors import UserError
     from mlxbench.results import pytest_json
 
     try:
