@@ -36,6 +36,14 @@ class Metric:
     savings: str | None = None  # heading of a change-against-the-baseline column for it
     note: str = ""  # why it is or is not judged, for compare's output
 
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"metric {self.name!r}: kind: expected one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.better not in (None, "lower", "higher"):
+            raise ValueError(f"metric {self.name!r}: better: expected 'lower', 'higher' or None, got {self.better!r}")
+        if self.kind == "rate" and not self.of:
+            raise ValueError(f"metric {self.name!r}: a rate names the timing it divides (of=…)")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -119,14 +127,22 @@ def guess(name: str, figure=None) -> Metric:
 
 def declarations(stored: list | None, records) -> dict[str, Metric]:
     """A run's declarations: the stored ones, the loop's for older runs, a guess for any other figure."""
-    declared = combine(LOOP_METRICS, [Metric.from_dict(d) for d in stored or [] if isinstance(d, dict)])
-    if stored:  # the stored order is the workload's
-        declared = combine([declared[d["name"]] for d in stored if isinstance(d, dict)], declared.values())
+    readable = [m for m in map(_stored, stored if isinstance(stored, list) else []) if m is not None]
+    # The stored order is the workload's; the loop's own figures follow unless it placed them.
+    declared = combine(readable, [m for m in LOOP_METRICS if m.name not in {r.name for r in readable}])
     for record in records:
         for name, figure in (record.metrics or {}).items():
             if name not in declared:
                 declared[name] = guess(name, figure)
     return declared
+
+
+def _stored(data) -> Metric | None:
+    """A stored declaration, or None where it is not one (a later reader guesses from the name)."""
+    try:
+        return Metric.from_dict(data) if isinstance(data, dict) else None
+    except (TypeError, ValueError):
+        return None
 
 
 def busy_machine_share(figures: dict) -> float | None:
