@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import threading
+import traceback
+from contextlib import contextmanager, suppress
 
 import mlxbench
-from mlxbench.errors import UserError
+from mlxbench.errors import INTERNAL_ERROR, UserError
 
 COMMANDS = {
     "run": ("mlxbench.commands.run", "run a suite: every case in its own process"),
@@ -41,13 +46,72 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
-        return int(module.main(args) or 0)
+        with _stopped_by_signals():
+            return int(module.main(args) or 0)
     except UserError as err:
         print(f"mlxbench: {err}", file=sys.stderr)
         return UserError.exit_status
-    except KeyboardInterrupt:
-        print("mlxbench: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM or SIGHUP, once every finally block has cleaned up
+        signum = getattr(stop, "signum", signal.SIGINT)
+        name = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        with suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(f"mlxbench: {name}", file=sys.stderr)
+        return 128 + signum
+    except BrokenPipeError:  # the reader of our output went away (| head): not a failure of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as err:  # the machine refused (permissions, disk): the user's to fix, not a bug
+        _traceback_if_asked()
+        print(f"mlxbench: {f'{err.filename}: ' if err.filename else ''}{err.strerror or err}", file=sys.stderr)
+        return UserError.exit_status
+    except Exception as err:  # anything else is a bug: never exit 1, which means a verdict
+        _traceback_if_asked()
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        print(f"mlxbench: internal error: {type(err).__name__}: {first} "
+              "(a bug; please report it with the traceback: MLXBENCH_TRACEBACK=1)", file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+class Stopped(KeyboardInterrupt):
+    """This process was told to stop by a signal; raised where it was, so cleanup runs as for Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+def _stop(signum: int, frame) -> None:
+    for sig in STOP_SIGNALS:  # the first one stops; later ones must not cut the cleanup short
+        signal.signal(sig, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+@contextmanager
+def _stopped_by_signals():
+    """SIGINT, SIGTERM and SIGHUP (CI cancelling, ``timeout``, ``docker stop``, a closed terminal) raise Stopped.
+
+    A signal already ignored (``nohup``, a background job's SIGINT) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig, handler in previous.items():
+        if handler not in (signal.SIG_IGN, None):
+            signal.signal(sig, _stop)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
+def _traceback_if_asked() -> None:
+    if os.environ.get("MLXBENCH_TRACEBACK") == "1":
+        traceback.print_exc()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--only", action="extend", nargs="+", default=[], metavar="VARIANT",
                         help="run only these variants")
     parser.add_argument("--out", default="results", help="results root (default: results)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue this run: run only the cases not yet ok")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue this run (results/<suite>/<run id>) with its settings: "
+                             "run only the cases not yet ok")
     parser.add_argument("--dry-run", action="store_true", help="validate and list the cases, run nothing")
     parser.add_argument("--inline", action="store_true",
                         help="run cases in this process (for debugging; no isolation, no timeout)")
@@ -35,9 +37,9 @@ def main(args) -> int:
     if args.dry_run:
         print(describe(suite, cases))
         return 0
-    run_dir = open_run_dir(suite, args.out, args.resume)
-    env_id = record_environment(run_dir, calibrate=not args.no_calibrate)
-    records = run_suite(suite, cases, run_dir, env_id, inline=args.inline)
+    with open_run_dir(suite, args.out, args.resume) as run_dir:  # held by this runner alone until the end
+        env_id = record_environment(run_dir, calibrate=not args.no_calibrate)
+        records = run_suite(suite, cases, run_dir, env_id, inline=args.inline)
     print()
     print(table(records, suite.workload_cls.headline, suite.workload_cls.declared_metrics()))
     print(f"\nresults: {run_dir}")

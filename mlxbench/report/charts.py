@@ -29,6 +29,7 @@ EXTRA_PHASE_COLOURS = ("#bfdbfe", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa", "#
 
 plt.rcParams.update({
     "svg.fonttype": "none",  # text stays text: smaller files, the browser's own font
+    "text.parse_math": False,  # a variant named "$x^2$" is its name, not a formula
     "font.family": "sans-serif",
     "font.size": 9,
     "axes.spines.top": False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -51,6 +52,9 @@ class Record:
     non_finite: list = field(default_factory=list)  # figures stored as null: they were NaN or infinite
     schema: int = SCHEMA_VERSION
 
+    def __post_init__(self):
+        self.metrics = self.metrics or {}  # a failed case has no figures: an empty mapping, never null
+
     @property
     def ok(self) -> bool:
         return self.status == "ok"
@@ -87,7 +91,7 @@ class Record:
         if missing:
             raise RecordError(f"expected {', '.join(missing)} (strings), got {'none' if len(missing) == 3 else 'none for some'}")
         known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        values = {k: _float_sized(v) for k, v in data.items() if k in known}
         values["metrics"] = values.get("metrics") or {}  # version 1 wrote null for a failed case
         values["sweep"] = values.get("sweep") or {}
         values["params"] = values.get("params") or {}
@@ -137,6 +141,17 @@ def _finite(value, path: str = "") -> tuple[Any, list[str]]:
         pairs = [_finite(v, path) for v in value]
         return [v for v, _ in pairs], sorted({d for _, more in pairs for d in more})
     return value, []
+
+
+def _float_sized(value):
+    """``value`` with every integer beyond a float's range as ±inf: every reader computes in floats."""
+    if isinstance(value, int) and abs(value) > sys.float_info.max:
+        return math.inf if value > 0 else -math.inf
+    if isinstance(value, dict):
+        return {k: _float_sized(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_float_sized(v) for v in value]
+    return value
 
 
 def _plain(value):

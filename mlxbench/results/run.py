@@ -51,9 +51,24 @@ def load_run(path: str | Path) -> Run:
         raise UserError(f"{path}: expected a run directory (results/<suite>/<run id>) or a "
                         f"pytest-benchmark .json file, got {'a file' if path.exists() else 'nothing there'}")
     problems: list[str] = []
-    records = store.read_records(path, problems)
+    records = _read(path / store.RECORDS, "JSON lines", lambda: store.read_records(path, problems))
     for problem in problems:
         print(f"mlxbench: warning: {problem}", file=sys.stderr)
     if not records:
         raise UserError(f"{path / store.RECORDS}: expected at least one record, got none")
-    return Run(path, records, store.read_env(path), store.read_suite(path))
+    env = _read(path / store.ENV, "JSON", lambda: store.read_env(path))
+    if not isinstance(env, dict):
+        raise UserError(f"{path / store.ENV}: expected a JSON object, got {type(env).__name__}")
+    return Run(path, records, env, _read(path / store.SUITE, "YAML", lambda: store.read_suite(path)))
+
+
+def _read(file: Path, what: str, reader):
+    """``reader()``, with a file no reader could use (not UTF-8, not JSON, nested past Python's
+    recursion, a number past Python's limits) said in one line."""
+    try:
+        return reader()
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError, JSONDecodeError are ValueErrors
+        problem = ("nesting too deep" if isinstance(err, RecursionError) else
+                   f"bytes that are not UTF-8 (at byte {err.start})" if isinstance(err, UnicodeDecodeError) else
+                   str(err).splitlines()[0][:120])
+        raise UserError(f"{file}: expected UTF-8 {what}, got {problem}") from None

@@ -8,6 +8,9 @@ keeps every finished case, and ``--resume RUN_DIR`` runs the rest.
 from __future__ import annotations
 
 import json
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +21,8 @@ from mlxbench.run.progress import Progress
 from mlxbench.run.equivalence import equivalence
 from mlxbench.run.supervise import run_isolated
 from mlxbench.suite.schema import Case, Suite, expand
+
+HELD_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 def run_order(cases: list[Case]) -> list[Case]:
@@ -46,10 +51,30 @@ def run_suite(suite: Suite, cases: list[Case], run_dir: Path, env_id: str, inlin
         record = make_record(case, outcome, run_dir.name, env_id, inline)
         baseline = latest.get(baseline_at.get(_point_key(case.sweep), ""))
         record.equivalence = equivalence(record, baseline, suite.workload_cls.equivalent_params)
-        store.append_record(run_dir, record)
+        with _signals_held():
+            store.append_record(run_dir, record)
         latest[case.case_id] = record
         progress.finish(record, suite.workload_cls.headline)
     return [latest[c.case_id] for c in cases if c.case_id in latest]
+
+
+@contextmanager
+def _signals_held():
+    """SIGINT, SIGTERM and SIGHUP wait while a record is written: a stop lands between records, not inside one."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = {sig: signal.getsignal(sig) for sig in HELD_SIGNALS}
+    held = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+            for sig, handler in previous.items() if handler is not None}
+    try:
+        yield
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
+        if caught:
+            signal.raise_signal(caught[0])  # now handled as it would have been
 
 
 def _point_key(sweep: dict) -> str:
@@ -58,9 +83,9 @@ def _point_key(sweep: dict) -> str:
 
 def make_record(case: Case, outcome: dict, run_id: str, env_id: str, inline: bool) -> Record:
     """The record of a finished case: what it was, how it ended, what it measured."""
+    ended = {k: v for k, v in outcome.items() if k in OUTCOME_FIELDS}
     return Record(
         suite=case.suite, run_id=run_id, case_id=case.case_id, variant=case.variant, workload=case.workload,
         sweep=case.sweep, params=case.params, seed=case.seed, warmup=case.warmup, repeat=case.repeat,
-        is_baseline=case.is_baseline, inline=inline, env_id=env_id,
-        **{k: v for k, v in outcome.items() if k in OUTCOME_FIELDS},
+        is_baseline=case.is_baseline, inline=inline, env_id=env_id, **ended,
     )

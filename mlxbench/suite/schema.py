@@ -26,11 +26,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlxbench import workloads
 from mlxbench.errors import UserError
-from mlxbench.suite.source import KeyPath, Source, did_you_mean, format_path, read  # noqa: F401
+from mlxbench.suite.source import KeyPath, Source, did_you_mean, format_path, parse_yaml, read  # noqa: F401
 from mlxbench.workloads.base import Param, Workload
 
 # The fields of a suite file, checked like workload parameters.
@@ -179,15 +177,33 @@ def _check_fields(values: dict, allowed: tuple[str, ...], prefix: KeyPath, sourc
         if key not in allowed:
             hint = did_you_mean(key, allowed) or f"; expected one of {', '.join(allowed)}"
             raise source.error(prefix + (key,), f"unknown {what}{hint}")
-        if (problem := FIELDS[key].check(value)) is not None:
+        if (problem := _field_problem(key, value)) is not None:
             raise source.error(prefix + (key,), problem)
-        if key == "timeout" and value == 0:
-            raise source.error(prefix + (key,), "expected a number of seconds > 0, got 0")
-        if key in ("name", "workload") and not str(value).strip():
-            raise source.error(prefix + (key,), "expected a non-empty string, got ''")
-        if key == "name" and not re.fullmatch(r"[\w.+-]+", value):
-            raise source.error(prefix + (key,), f"expected a name of letters, digits, '.', '_', '+' or '-' "
-                                                f"(it names the results directory), got {value!r}")
+
+
+def _field_problem(key: str, value: Any) -> str | None:
+    """What is wrong with a suite field's value, from the file, a profile or --set alike; None if nothing."""
+    rule = FIELDS[key]  # a mapping's values are checked each where it is written: its line, its rule
+    if (problem := rule.check(value) if rule.type is dict else _problem(rule, value)) is not None:
+        return problem
+    if key == "timeout" and value <= 0:
+        return f"expected a number of seconds > 0, got {value!r}"
+    if key in ("name", "workload") and not str(value).strip():
+        return "expected a non-empty string, got ''"
+    # The name is a folder under --out: one path component, never '.' or '..'.
+    if key == "name" and not re.fullmatch(r"[\w+-][\w.+-]*", value):
+        return (f"expected a name of letters, digits, '.', '_', '+' or '-', not starting with '.' "
+                f"(it names the results directory), got {value!r}")
+    return None
+
+
+def _problem(rule: Param, value: Any) -> str | None:
+    """``rule.check(value)``, and no NaN or infinity anywhere in the value (``.nan`` passes every ``<``)."""
+    try:
+        json.dumps(value, allow_nan=False, skipkeys=True, default=str)
+    except ValueError:
+        return rule.check(value) or f"expected finite numbers, got {value!r}"
+    return rule.check(value)
 
 
 def _pick_profile(name: str | None, profiles: dict, source: Source) -> str | None:
@@ -209,10 +225,7 @@ def parse_set(item: str, source: Source) -> tuple[str, Any]:
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
         raise UserError(f"{source.path}: --set {item}: expected key=value, got {item!r}")
-    try:
-        return key.strip(), yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise UserError(f"{source.path}: --set {key}: expected a YAML value, got {text!r}") from None
+    return key.strip(), parse_yaml(text, f"{source.path}: --set {key.strip()}", lines=False)[0]
 
 
 @dataclass
@@ -253,7 +266,7 @@ def _apply_sets(layers: _Layers, sets: list[str], cls: type[Workload], source: S
         if key not in SET_FIELDS and key not in params:
             raise source.error(at, f"expected a suite field ({', '.join(SET_FIELDS)}) or a parameter of "
                                    f"workload {cls.name!r}, got {key!r}{did_you_mean(key, [*SET_FIELDS, *params])}")
-        if (problem := (FIELDS[key] if key in SET_FIELDS else params[key]).check(value)) is not None:
+        if (problem := _field_problem(key, value) if key in SET_FIELDS else _problem(params[key], value)) is not None:
             raise source.error(at, problem)
         if key in SET_FIELDS:
             layers.fields[key], layers.origin[key] = value, at
@@ -287,7 +300,7 @@ def _check_params(layers: _Layers, variants: dict, sweep: dict, cls: type[Worklo
         if key not in params:
             hint = did_you_mean(key, params) or f"; expected one of {', '.join(params)}"
             raise source.error(at, f"unknown parameter of workload {cls.name!r}{hint}")
-        if (problem := params[key].check(value)) is not None:
+        if (problem := _problem(params[key], value)) is not None:
             raise source.error(at, problem)
 
     for key, value in layers.defaults.items():

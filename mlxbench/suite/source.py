@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from mlxbench.bounded_yaml import parse_yaml
 from mlxbench.errors import UserError
 
 KeyPath = tuple  # ("variants", "GC only", "micro_batch_size") or ("sweep", "seq_length", 1)
@@ -90,14 +91,7 @@ def read(path: str | Path) -> tuple[dict, Source]:
         raise UserError(f"{path}: expected a readable suite file, got {err.strerror or err}") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: expected a UTF-8 YAML file, got binary data") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UserError(f"{where}: expected YAML, got a syntax error: {problem}") from None
+    raw, node = parse_yaml(text, str(path))
     if not isinstance(raw, dict):
         got = "an empty file" if raw is None else f"{type(raw).__name__} {raw!r}"[:80]
         raise UserError(f"{path}: expected a mapping of suite fields (name, workload, variants, …), got {got}")
