@@ -90,16 +90,18 @@ def reproduce_command(run) -> str:
     return " ".join(parts)
 
 
+def _headline(table: tables.Table, kinds: tuple[str, ...]) -> str | None:
+    """The column of these kinds that has a change column, else the first of them, else None."""
+    found = [c for c in table.columns if c.spec.kind in kinds]
+    return next((c.metric for c in found if c.spec.savings), found[0].metric if found else None)
+
+
 def _time_metric(table: tables.Table) -> str | None:
-    """The table's speed headline: its time/speed change column's figure, else its first timing or rate."""
-    speed = [c for c in table.columns if c.spec.kind in ("timing", "rate")]
-    return next((c.metric for c in speed if c.spec.savings), speed[0].metric if speed else None)
+    return _headline(table, ("timing", "rate"))
 
 
 def _memory_metric(table: tables.Table) -> str | None:
-    """The table's memory headline: its memory change column's figure, else its first memory figure."""
-    memory = [c for c in table.columns if c.spec.kind == "memory"]
-    return next((c.metric for c in memory if c.spec.savings), memory[0].metric if memory else None)
+    return _headline(table, ("memory",))
 
 
 def _labels(table: tables.Table, *metrics: str | None) -> list[str]:
@@ -212,15 +214,14 @@ def render_run(run, comparison: dict | None = None, compare_label: str = "") -> 
     sections = [{"table": t, "bars": bars_chart(t), "timelines": timelines_chart(t),
                  "bars_caption": " and ".join(_labels(t, _memory_metric(t), _time_metric(t))) + " per variant"}
                 for t in table_list]
-    meanings = {heading: run.metrics[metric].savings_meaning for t in table_list for heading, metric in t.savings}
     return _render(
         "run.html.j2",
         run=run,
         suite=run.suite,
-        workload=run.suite.get("workload") or next((r.workload for r in run.records), ""),
+        workload=run.workload,
         counts=_counts(run.records),
         sections=sections,
-        meanings=meanings,
+        meanings=tables.savings_meanings(run, table_list),
         sweep_charts=sweep_charts(table_list),
         pareto=pareto_chart(table_list) if table_list else None,
         pareto_caption=" against ".join(_labels(table_list[0], _memory_metric(table_list[0]),

@@ -218,6 +218,11 @@ def savings_tables(run: Run) -> list[Table]:
     return tables
 
 
+def savings_meanings(run: Run, table_list: list[Table]) -> dict[str, str]:
+    """What each change column's sign means, by heading, for the caption under the tables."""
+    return {heading: run.metrics[metric].savings_meaning for t in table_list for heading, metric in t.savings}
+
+
 def failed_cases(records: list[Record]) -> list[dict]:
     """Every case that did not finish ok: variant, sweep, status, reason and traceback."""
     return [{"variant": r.variant, "sweep": r.point, "case_id": r.case_id, "status": r.status,

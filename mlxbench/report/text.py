@@ -48,7 +48,7 @@ def to_markdown(run) -> str:
         if table.title:
             parts += [f"**{table.title}**", ""]
         parts += [markdown_table(table), ""]
-    meanings = {h: run.metrics[metric].savings_meaning for t in table_list for h, metric in t.savings}
+    meanings = tables.savings_meanings(run, table_list)
     parts.append("; ".join(f"*{h}*: {meaning}" for h, meaning in meanings.items()) + ". "
                  "Timings: median (p10–p90). ★ best in column; "
                  f"⚠ p10–p90 spread over {round(UNSTABLE_SPREAD * 100)}% of the median; "

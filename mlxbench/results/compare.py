@@ -52,12 +52,18 @@ def _sampled_verdict(big: bool, base: list[float], new: list[float]) -> tuple[bo
     return big and apart, None, "ranges", note
 
 
+def _row(**values) -> dict:
+    """One compared figure as the output lists it: what was compared, how, and the verdict."""
+    return {"metric": "", "label": "", "unit": "", "scale": 1.0, "base": None, "new": None, "ratio": None,
+            "change": None, "p": None, "test": "none", "note": "", "better": None, "significant": False,
+            "verdict": "cannot judge", **values}
+
+
 def judge(spec: Metric, base_figures: dict, new_figures: dict, threshold: float) -> dict:
     """One judged figure of one case: ratio new/base, the test it could be given, and the verdict."""
     base, new = value_of(base_figures.get(spec.name)), value_of(new_figures.get(spec.name))
-    out = {"metric": spec.name, "label": spec.label, "unit": spec.unit, "scale": spec.scale, "base": base,
-           "new": new, "ratio": None, "change": None, "p": None, "test": "none", "note": spec.note,
-           "better": spec.better, "significant": False, "verdict": "cannot judge"}
+    out = _row(metric=spec.name, label=spec.label, unit=spec.unit, scale=spec.scale, base=base, new=new,
+               note=spec.note, better=spec.better)
     if base is None or new is None:
         side = "base" if base is None else "new"
         figure = (base_figures if base is None else new_figures).get(spec.name)
@@ -98,10 +104,9 @@ def compare_case(base: Record, new: Record, judged: list[Metric], threshold: flo
     if not base.ok or not new.ok:
         # A case that stopped finishing is a regression; one that started finishing, an improvement.
         verdict = "regression" if base.ok else "improvement" if new.ok else "same"
-        out["metrics"].append({"metric": "status", "label": "status", "unit": "", "scale": 1.0,
-                               "base": base.status, "new": new.status, "ratio": None, "change": None,
-                               "p": None, "test": "status", "note": new.reason or base.reason, "better": None,
-                               "significant": verdict != "same", "verdict": verdict})
+        out["metrics"].append(_row(metric="status", label="status", base=base.status, new=new.status,
+                                   test="status", note=new.reason or base.reason,
+                                   significant=verdict != "same", verdict=verdict))
         return out
     for spec in judged:
         if spec.name in base.metrics or spec.name in new.metrics:

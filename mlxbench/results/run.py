@@ -32,6 +32,10 @@ class Run:
         return self.suite.get("name") or next((r.suite for r in self.records if r.suite), "run")
 
     @property
+    def workload(self) -> str:
+        return self.suite.get("workload") or next((r.workload for r in self.records if r.workload), "")
+
+    @property
     def run_id(self) -> str:
         return next((r.run_id for r in self.records if r.run_id), self.path.name)
 

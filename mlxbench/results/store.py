@@ -39,12 +39,12 @@ def append_record(run_dir: str | Path, record: Record) -> None:
     path = Path(run_dir) / RECORDS
     line = (record.to_json() + "\n").encode("utf-8")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     except OSError as err:
         raise _cannot_write(path, err) from None
     try:
         size = os.lseek(fd, 0, os.SEEK_END)
-        if size and not _ends_with_newline(path):
+        if size and os.pread(fd, 1, size - 1) != b"\n":
             line = b"\n" + line
         try:
             _write_all(fd, line)

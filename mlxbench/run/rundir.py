@@ -66,17 +66,17 @@ def _run_to_resume(suite: Suite, resume: str) -> Path:
         got = (f"the folder of {len(runs)} run(s), the newest {run_dir / runs[-1]}" if runs
                else f"a folder without the {store.SUITE} mlxbench writes for a run")
         raise UserError(f"{resume}: --resume: expected a run folder ({suite.name}/<run id>), got {got}")
-    names = {r.suite for r in store.read_records(run_dir)} | {store.read_suite(run_dir).get("name", suite.name)}
+    stored = store.read_suite(run_dir)
+    names = {r.suite for r in store.read_records(run_dir)} | {stored.get("name", suite.name)}
     other = names - {suite.name}
     if other:
         raise UserError(f"{resume}: --resume: expected a run of suite {suite.name!r}, got one of {min(other)!r}")
-    _check_same_settings(suite, run_dir, resume)  # before the lock: a refused resume touches nothing
+    _check_same_settings(suite, stored, resume)  # before the lock: a refused resume touches nothing
     return run_dir
 
 
-def _check_same_settings(suite: Suite, run_dir: Path, resume: str) -> None:
+def _check_same_settings(suite: Suite, stored: dict, resume: str) -> None:
     """The run's records were measured with its stored settings: a resume must use the same."""
-    stored = store.read_suite(run_dir)
     for key, now in suite.to_dict().items():
         if key in FREE_ON_RESUME or key not in stored:
             continue

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-
 from mlxbench.results import store
 from mlxbench.results.record import OUTCOME_FIELDS, Record, latest_by_case
 from mlxbench.run.progress import Progress

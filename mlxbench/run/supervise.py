@@ -41,25 +41,16 @@ import psutil
 from mlxbench.results.record import blank_outcome
 from mlxbench.suite.schema import Case
 
-
 POLL_S = 0.1  # how often a running case's clock, memory and processes are checked
-
-
 LOG_LINES = 15  # lines of a crashed worker's output kept as its traceback
 LOG_HEAD_BYTES = 1 << 20  # a log keeps its first MiB …
 LOG_TAIL_BYTES = 3 << 20  # … and its last 3 MiB
 TAIL_READ_BYTES = 16 << 10  # read from a log's end for its last LOG_LINES
 LOG_DRAIN_S = 5.0  # wait this long for the worker's output to end once the case's processes are killed
-
-
 LOW_MEMORY_FRACTION = 0.05  # free memory below this when a case is killed: evidence of OOM
-
-
 STOP_ROUNDS = 10  # killing a case's processes looks again this often for ones started meanwhile
 STOP_WAIT_S = 5.0  # how long one round waits for the killed processes to end
 PR_SET_CHILD_SUBREAPER = 36  # Linux prctl option
-
-
 LOGS = "logs"  # each case's worker output: logs/<case id>.log
 
 

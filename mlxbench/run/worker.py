@@ -64,7 +64,7 @@ def measure(case: Case, outcome: dict, isolated: bool) -> None:
     """Run the case's loop, filling ``outcome`` as figures become known (so a failure keeps them)."""
     wl = workload_class(case.workload, case.workload_path)(dict(case.params), case.seed)
     mx.random.seed(case.seed)
-    sampler = profiler.MemorySampler(interval_s=0.01)
+    sampler = profiler.MemorySampler(interval_s=loop.SAMPLE_INTERVAL_S)
     try:
         measured = loop.measure(wl, case.warmup, case.repeat, sampler=sampler, isolated=isolated)
         outcome["metrics"] = measured.metrics
@@ -90,7 +90,7 @@ def run_case(case: Case, isolated: bool = False) -> dict:
     except Exception as exc:  # a failed case is a result: record it, the sweep goes on
         outcome["status"] = "oom" if is_out_of_memory(exc) else "error"
         outcome["error"] = error_of(exc)
-        outcome["metrics"] = None
+        outcome["metrics"] = {}
     outcome["duration_s"] = time.perf_counter() - start
     return jsonable(outcome)
 
