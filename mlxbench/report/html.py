@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 import mlxbench
 from mlxbench.report import charts, tables
+from mlxbench.report import distributed as across_processes
 from mlxbench.report import comparison as comparison_text
 from mlxbench.results import metrics as m
 from mlxbench.results.record import latest_by_case
@@ -227,6 +228,7 @@ def render_run(run, comparison: dict | None = None, compare_label: str = "") -> 
         pareto_caption=" against ".join(_labels(table_list[0], _memory_metric(table_list[0]),
                                                 _time_metric(table_list[0]))) if table_list else "",
         failed=tables.failed_cases(run.records),
+        distributed=across_processes.section(run),  # cases of several ranks; None without
         env_rows=tables.env_rows(run.env),
         command=reproduce_command(run),
         comparison=comparison,

@@ -18,7 +18,7 @@ SCHEMA_VERSION = 2
 STATUSES = ("ok", "error", "oom", "timeout", "skipped")
 # What a case's own run fills in (the worker, or the runner for a worker that died).
 OUTCOME_FIELDS = ("status", "error", "metrics", "memory_timeline", "leak", "equivalence_values",
-                  "started_at", "duration_s")
+                  "started_at", "duration_s", "distributed")
 
 
 class RecordError(ValueError):
@@ -50,6 +50,8 @@ class Record:
     started_at: str = ""
     duration_s: float | None = None
     non_finite: list = field(default_factory=list)  # figures stored as null: they were NaN or infinite
+    # A case of several ranks: backend, group size, hosts, and each rank's own figures (None: one process).
+    distributed: dict | None = None
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self):

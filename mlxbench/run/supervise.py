@@ -39,6 +39,7 @@ from pathlib import Path
 import psutil
 
 from mlxbench.results.record import blank_outcome
+from mlxbench.run.launch import worker_module
 from mlxbench.suite.schema import Case
 
 POLL_S = 0.1  # how often a running case's clock, memory and processes are checked
@@ -82,7 +83,8 @@ def _run_worker(case: Case, work: Path, log_path: Path, tick) -> dict:
     start, proc = time.monotonic(), None
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mlxbench.run.worker", str(case_path), str(outcome_path)],
+            # mlxbench.run.worker, or for a case of several ranks the mlx.launch of mlxbench.run.launch
+            [sys.executable, "-m", worker_module(case), str(case_path), str(outcome_path)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True, env=_child_environment(case),
         )

@@ -22,11 +22,13 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map
 
+from mlxbench.workloads import _data_parallel as dp
 from mlxbench.workloads import data
 from mlxbench.workloads import models
 from mlxbench.results.metrics import PEAK_MEMORY, STEP_TIME, Metric, rate
 from mlxbench.workloads.base import Param, Workload, register
 from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
+from mlxbench.workloads._distributed import DISTRIBUTED_PARAM, RANK_METRICS, batch_errors
 
 OPTIMIZERS = {"adam": optim.Adam, "adamw": optim.AdamW, "sgd": optim.SGD}
 LORA_KEYS = {"rank": 8, "layers": None, "scale": 20.0}  # mlx-lm's defaults; layers None: all
@@ -105,9 +107,10 @@ class Train(Workload):
         Param("data", str, None, nullable=True,
               help="null: seeded random token ids; or a .txt / .jsonl (text or prompt+completion) "
                    "file, tokenized once (presets: UTF-8 bytes modulo the vocabulary)"),
+        DISTRIBUTED_PARAM,  # data parallel: each rank its shard of batch_size, gradients averaged
     )
     equivalent_params = frozenset({"gradient_checkpointing", "micro_batch_size", "compile", "eval_interval",
-                                   "clear_cache"})
+                                   "clear_cache", "distributed"})
     declares = (
         PEAK_MEMORY,
         STEP_TIME,
@@ -118,6 +121,8 @@ class Train(Workload):
         Metric("trainable_params", "Trainable Params", column=False),
         Metric("total_params", "Total Params", column=False),
         Metric("flops_per_step", "GFLOP/step", "GFLOP", scale=1e9, column=False),
+        *dp.COMMUNICATION_METRICS,
+        *RANK_METRICS,
     )
     headline = ("step_time_s", "tokens_per_s", "peak_memory_bytes")
 
@@ -134,6 +139,7 @@ class Train(Workload):
             errors.append(("quantization", "expected null with full fine-tuning (a quantized base "
                            f"trains only through LoRA adapters: set lora), got {bits}"))
         errors += quantization_errors(params["model"], bits, params["group_size"])
+        errors += batch_errors(params)
         if params.get("data") is not None and (problem := data.check_data(params["data"])):
             errors.append(("data", problem))
         return errors
@@ -163,6 +169,8 @@ class Train(Workload):
         else:
             self.batches = data.file_batches(p["data"], p["model"], self.config["vocab_size"],
                                              p["batch_size"], p["seq_length"])
+        self.group = dp.group(p)
+        self.batches = dp.shard(self.batches, self.group)  # this rank's samples of each global batch
         mx.eval(self.batches)
         self.micro_batch_size = p["micro_batch_size"] or p["batch_size"]
         self.steps_done = 0
@@ -171,7 +179,7 @@ class Train(Workload):
 
     def _build_step_functions(self) -> None:
         net, optimizer = self.net, self.optimizer
-        batch_tokens = self.p["batch_size"] * self.p["seq_length"]
+        batch_tokens = self.batches.shape[1] * self.p["seq_length"]  # this rank's share of the batch
         loss_and_grad = nn.value_and_grad(net, partial(token_loss, batch_tokens=batch_tokens))
 
         def accumulate(samples, grads):
@@ -183,6 +191,7 @@ class Train(Workload):
             # The last micro-batch and the update are one graph, as in mlx-lm's trainer,
             # so gradients can be consumed by the update as they are produced.
             loss, grads = accumulate(samples, grads)
+            grads = dp.average(grads, self.group)
             norm = global_norm(grads)
             optimizer.update(net, grads)
             return loss, norm
@@ -210,7 +219,7 @@ class Train(Workload):
                 # Without this, every micro-batch's activations can be alive in one graph.
                 mx.eval(loss, grads)
         part, grad_norm = self._accumulate_and_update(batch[starts[-1]:], grads)
-        loss = loss + part
+        loss = dp.mean(loss + part, self.group)
         mx.eval(loss, grad_norm, self.net.state, self.optimizer.state)
         if self.p["clear_cache"]:
             # Measured on the CPU: 2-6% faster steps than reusing the cached buffers (README).
@@ -242,6 +251,7 @@ class Train(Workload):
             "trainable_params": sum(v.size for _, v in tree_flatten(self.net.trainable_parameters())),
             "total_params": models.logical_parameter_count(self.net),
             "flops_per_step": self.flops_per_token * tokens,
+            **dp.communication_figures(self.net.trainable_parameters(), self.group, 3, median),
         }
 
 
