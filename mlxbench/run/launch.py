@@ -89,7 +89,9 @@ def rank_command(case: Case, case_path: Path, outcome_path: Path) -> tuple[list[
     command = [*launcher, "--starting-port", str(free_port_block(found["processes"]))]
     if found["backend"] != "any":
         command += ["--backend", found["backend"]]
-    env = dict(os.environ)
+    # mlx.launch leaves files in TMPDIR (each rank's pid file, the ring's hostfile): in the case's own
+    # folder, they go with it.
+    env = {**os.environ, "TMPDIR": str(outcome_path.parent)}
     if found["hostfile"] is None:
         command += ["-n", str(found["processes"])]
         # Local ranks share this machine's cores: one BLAS thread pool each, of an even share.
@@ -164,7 +166,7 @@ def _stop_ranks(launcher: subprocess.Popen) -> None:
 
 def _is_rank(proc: psutil.Process) -> bool:
     try:
-        return RANK_MODULE in proc.cmdline()
+        return proc.cmdline()[1:3] == ["-m", RANK_MODULE]  # not mlx.launch, whose command names it too
     except psutil.Error:
         return False
 
@@ -228,7 +230,8 @@ def who_hung(progress: dict, size: int) -> str:
     behind = [r for r in running if steps[r] == low]
     ahead = [r for r in range(size) if r not in behind]
     if not ahead:
-        return f"{_ranks(behind)} all hung in step {low} (a collective that never completed?)"
+        return (f"{_ranks(behind)} were all still in step {low}: too slow for the timeout, or a collective "
+                f"that never completed (each rank's stacks are in the case's log)")
     where = f"step {low}" if low else "setup"
     return f"{_ranks(behind)} hung in {where} while {_ranks(ahead)} went on and waited for it"
 
