@@ -127,7 +127,7 @@ MALFORMED = {
     "unknown_param": "unknown_param.yaml:4: defaults.dtyp: unknown parameter of workload 'matmul' "
                      "(did you mean 'dtype'?)",
     "bad_combination": "bad_combination.yaml:7: variants.\"odd block\".block: expected a divisor of n 8, got 3",
-    "unknown_workload": "unknown_workload.yaml:2: workload: expected one of generate, load, matmul, train or "
+    "unknown_workload": "unknown_workload.yaml:2: workload: expected one of collective, generate, load, matmul, train or "
                         "'module:Class', got 'matmull' (did you mean 'matmul'?)",
     "missing_workload": "missing_workload.yaml: expected a 'workload' field",
     "bad_profile": "bad_profile.yaml:5: profiles.quick.repeats: unknown field a profile can set "

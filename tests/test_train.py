@@ -80,7 +80,7 @@ def test_equivalent_variants_make_the_baselines_update(variant):
 
 def test_equivalent_params_are_the_ones_that_must_not_change_the_result():
     assert Train.equivalent_params == {"gradient_checkpointing", "micro_batch_size", "compile", "eval_interval",
-                                       "clear_cache"}
+                                       "clear_cache", "distributed"}
 
 
 @pytest.mark.parametrize("clear_cache", [True, False])

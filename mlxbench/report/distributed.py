@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 
 from markupsafe import Markup
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from mlxbench.report import charts
 from mlxbench.report.charts import plt
-from matplotlib.ticker import FuncFormatter, NullFormatter
 from mlxbench.results import metrics as m
 from mlxbench.results.record import Record, latest_by_case
 

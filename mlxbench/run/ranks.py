@@ -110,7 +110,8 @@ def main(case: Case, outcome_path: Path) -> int:
 def _own_figures(outcome: dict, world) -> dict:
     metrics = outcome.get("metrics") or {}
     return {"rank": world.rank(), "host": socket.gethostname(), "pid": os.getpid(), "status": outcome["status"],
-            "error": outcome["error"], "ended_at": time.time(), **{name: value_of(metrics.get(name)) for name in RANK_FIGURES}}
+            "error": outcome["error"], "ended_at": time.time(),
+            **{name: value_of(metrics.get(name)) for name in RANK_FIGURES}}
 
 
 def gather(own: dict, world) -> list[dict]:
