@@ -153,3 +153,16 @@ def test_the_rank_that_hung_is_told_from_how_far_each_got():
     assert "all still in step 2" in who_hung({0: at("step 2", 2), 1: at("step 2", 2)}, 2)
     assert "exchanging" in who_hung({0: at("done", 4), 1: at("gathering", 4)}, 2)
     assert json.dumps(who_hung({}, 1))  # a plain sentence
+
+
+def test_two_ranks_generate_tensor_parallel_each_holding_part_of_the_model(tmp_path):
+    path = tmp_path / "gen.yaml"
+    path.write_text("name: gen\nworkload: generate\nwarmup: 0\nrepeat: 1\ntimeout: 600\n"
+                    "defaults: {model: tiny, prompt_tokens: 12, generation_tokens: 4}\n"
+                    "variants:\n  1 process: {}\n  2 ranks: {distributed: {processes: 2}}\n")
+    done, run_dir = run(tmp_path, path, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = by_variant(run_dir)
+    one, two = records["1 process"], records["2 ranks"]
+    assert two.distributed["size"] == 2 and two.metrics["decode_tokens_per_s"] > 0
+    assert two.metrics["model_size_bytes"] < one.metrics["model_size_bytes"]  # rank 0 holds its part only

@@ -158,7 +158,7 @@ def rank_rows(records: list[Record]) -> dict:
         fastest = min(times) if times else None
         for x in ranks:
             rows.append({"case": f"{r.variant}{' · ' + r.point if r.point else ''}" if x is ranks[0] else "",
-                         "rank": x.get("rank"), "host": x.get("host") or "—",
+                         "rank": x.get("rank"), "host": x.get("host") or (x.get("progress") or {}).get("host") or "—",
                          "status": x.get("status") or "no outcome",
                          "progress": (x.get("progress") or {}).get("phase", ""),
                          "step": m.number(x.get("step_time_s")), "peak": m.number(_mb(x.get("peak_memory_bytes"))),

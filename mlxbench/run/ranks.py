@@ -54,7 +54,7 @@ class _Progress:
     def note(self, phase: str) -> None:
         if self.folder is None:
             return
-        text = json.dumps({"phase": phase, "steps": self.steps, "at": time.time()})
+        text = json.dumps({"phase": phase, "steps": self.steps, "at": time.time(), "host": socket.gethostname()})
         path = rank_file(self.folder, self.rank, "progress")
         try:
             path.with_suffix(".part").write_text(text, encoding="utf-8")

@@ -5,6 +5,9 @@ Each rank's loss is divided by its own shard's token count, so the average of th
 the gradient of the whole global batch: N ranks × batch B compute what one process computes with
 batch N × B (the equivalence check holds them to it). On one process every function here is the
 identity.
+
+Generation splits the model instead (``shard_model``): tensor parallelism with mlx-lm's own
+``Model.shard``, every rank holding its part of each layer.
 """
 
 from __future__ import annotations
@@ -69,3 +72,13 @@ def communication_figures(params_tree: Any, world: mx.distributed.Group, repeat:
         samples.append(time.perf_counter() - start)
     summary = stats.summarize(samples)
     return {"communication_time_s": summary, "communication_share": summary["median"] / step_time_s}
+
+
+def shard_model(net, world: mx.distributed.Group) -> None:
+    """Tensor parallelism: mlx-lm's ``Model.shard`` splits each layer's weights across the ranks."""
+    if world.size() == 1:
+        return
+    if not hasattr(net, "shard"):
+        raise ValueError(f"mlx-lm's {type(net).__module__.rsplit('.', 1)[-1]} model has no shard(): "
+                         f"it cannot generate tensor parallel")
+    net.shard(world)

@@ -104,3 +104,12 @@ def batch_errors(params: dict) -> list[tuple[str, str]]:
         return [("micro_batch_size", f"expected a divisor of each rank's batch {batch // n} "
                                      f"(batch_size {batch} / {n} processes), got {micro}")]
     return []
+
+
+def sharding_errors(params: dict) -> list[tuple[str, str]]:
+    """(key, message) pairs for a tensor-parallel model that mlxbench does not shard (a quantized one)."""
+    if processes(params) == 1:
+        return []
+    quantized = [k for k in ("quantization", "kv_bits") if params.get(k) is not None]
+    return [(quantized[0], f"expected null with distributed.processes {processes(params)} (a model is "
+                           f"sharded across ranks unquantized here), got {params[quantized[0]]}")] if quantized else []

@@ -31,7 +31,9 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
 
+from mlxbench.workloads import _data_parallel as dp
 from mlxbench.workloads import models
+from mlxbench.workloads._distributed import DISTRIBUTED_PARAM, RANK_METRICS, sharding_errors
 from mlxbench.results.metrics import PEAK_MEMORY, Metric, memory, rate, timing
 from mlxbench.workloads.base import Param, Workload, register
 from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
@@ -193,6 +195,7 @@ class Generate(Workload):
               help="group size of the quantized KV cache (must divide the head dimension)"),
         Param("dtype", str, "float32", choices=tuple(models.DTYPES), help="dtype of the model's weights"),
         Param("prefill_step_size", int, 2048, minimum=1, help="prompt tokens per forward pass in prefill"),
+        DISTRIBUTED_PARAM,  # tensor parallel: each rank holds its part of every layer (mlx-lm's Model.shard)
     )
     declares = (
         PEAK_MEMORY,
@@ -211,6 +214,7 @@ class Generate(Workload):
         timing("prefill_s", "Prefill (s)", column=False, judged=False, note="judged through TTFT"),
         timing("step_time_s", "End to End (s)", column=False),
         timing("end_to_end_s", "End to End (s)", column=False, judged=False, note="the step time's median"),
+        *RANK_METRICS,
     )
     headline = ("decode_tokens_per_s", "prefill_tokens_per_s", "peak_memory_bytes")
     timed_phase = "generate"
@@ -221,11 +225,12 @@ class Generate(Workload):
         if params.get("kv_bits") is not None:
             if (problem := check_kv_quantization(params["model"], params["kv_bits"], params["kv_group_size"])) is not None:
                 errors.append(("kv_bits", problem))
-        return errors
+        return errors + sharding_errors(params)
 
     def setup(self) -> None:
         p = self.p
         self.net, config = models.build(p["model"], self.seed, p["dtype"])
+        dp.shard_model(self.net, dp.group(p))
         self.prompts = make_prompts(_vocab_size(config), p["batch_size"], p["prompt_tokens"], self.seed)
         self.quality: dict[str, float] = {}
         self.unquantized_size_bytes = model_size_bytes(self.net)
