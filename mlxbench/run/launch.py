@@ -132,6 +132,10 @@ def main(argv: list[str]) -> int:
     folder = outcome_path.parent
     outcome = assemble(folder, settings(case.params)["processes"], started_at, time.monotonic() - start,
                        None if ended else case.timeout_s)
+    if ended and proc.returncode and not any(folder.glob("rank*.progress")):
+        # mlx.launch exits 0 whatever its ranks do: a failure of its own, before any rank started.
+        outcome["error"]["message"] = (f"mlx.launch failed (exit status {proc.returncode}) before any rank "
+                                       f"started: see the case's log")
     _write(outcome_path, outcome)
     return 0
 
