@@ -47,7 +47,8 @@ def _declares() -> tuple[Metric, ...]:
     words = {"all_sum": "All-Sum", "all_gather": "All-Gather", "send_recv": "Send/Recv"}
     for op in OPS:
         latency = f"{op}_latency_s"
-        out += [timing(latency, f"{words[op]} Latency (s)"),
+        # Columns: every bus bandwidth, one latency; the report's charts draw every latency.
+        out += [timing(latency, f"{words[op]} Latency (s)", column=op == "all_sum"),
                 rate(f"{op}_algbw_bytes_per_s", f"{words[op]} Alg. Bandwidth (GB/s)", of=latency, unit="GB/s",
                      scale=1e9, column=False),
                 rate(f"{op}_busbw_bytes_per_s", f"{words[op]} Bus Bandwidth (GB/s)", of=latency, unit="GB/s",
