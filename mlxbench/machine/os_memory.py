@@ -36,6 +36,11 @@ _STATUS = {"VmRSS": "rss_bytes", "RssAnon": "rss_anon_bytes", "RssFile": "rss_fi
 _MEMINFO = ("MemTotal", "MemAvailable", "SwapTotal", "SwapFree")
 _PSI_RE = re.compile(rb"^(some|full) avg10=([\d.]+)", re.M)
 PRESSURE_LEVELS = {1: "normal", 2: "warn", 4: "critical"}  # macOS kern.memorystatus_vm_pressure_level
+PRESSURE_NAMES = ("warn", "critical")
+# The guardrails' defaults: on a Mac, stop a case before swap and pressure freeze the machine; elsewhere
+# (servers, CI) nothing is assumed about what the machine can afford.
+DEFAULT_SWAP_LIMIT_MB = 1024 if MACOS else None
+DEFAULT_PRESSURE_LIMIT = "critical" if MACOS else None
 
 _reasons: dict[str, str] = {}  # figure → why this platform (or this run) has none
 
@@ -79,8 +84,13 @@ class Reader:
 
     def close(self) -> None:
         for fd in self._fds.values():
-            os.close(fd)
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         self._fds.clear()
+
+    __del__ = close
 
     def _text(self, path: str) -> bytes | None:
         """The bytes of a /proc file, re-read through a descriptor kept open; None (and why) if unreadable."""

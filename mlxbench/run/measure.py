@@ -21,7 +21,7 @@ import mlx.core as mx
 
 from mlxbench import stats
 from mlxbench.machine import memory_truth, profiler
-from mlxbench.workloads import memory_settings
+from mlxbench.workloads import _memory_settings as memory_settings
 
 if TYPE_CHECKING:
     from mlxbench.workloads.base import Workload

@@ -23,7 +23,7 @@ import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map
 
 from mlxbench.workloads import data
-from mlxbench.workloads import memory_settings
+from mlxbench.workloads import _memory_settings as memory_settings
 from mlxbench.workloads import models
 from mlxbench.results.metrics import PEAK_MEMORY, STEP_TIME, Metric, rate
 from mlxbench.workloads.base import Param, Workload, register
