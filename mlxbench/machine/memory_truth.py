@@ -132,7 +132,7 @@ def divergence(timeline: dict, process: dict, system: dict, mlx_peak_bytes: int)
     cache, outside = at.get("cache_bytes") or 0, at.get("outside_bytes") or 0
     if cache >= margin and cache >= outside:
         cause, why = CACHE, (f"MLX held {cache / MB:.0f} MB of freed buffers in its cache when the process peaked "
-                             "(clear_cache_threshold or cache_limit_mb gives them back)")
+                             "(clear_cache_threshold or mlx_cache_limit_mb gives them back)")
     elif swap_growth >= margin:
         cause, why = SWAP, f"swap grew by {swap_growth / MB:.0f} MB while the case ran"
     else:

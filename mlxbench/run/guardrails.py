@@ -14,6 +14,7 @@ PSI_CRITICAL_FULL_PCT of it (the kernel's sign of thrashing).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from mlxbench.machine import os_memory
 from mlxbench.suite.schema import Case
@@ -85,3 +86,23 @@ class Guard:
 
 def _size(n: float) -> str:
     return f"{n / 2**30:.1f} GB" if abs(n) >= 2**30 else f"{n / 2**20:.0f} MB"
+
+
+def own_cgroup_oom_files() -> list[tuple[Path, str]]:
+    """(file, key) of the OOM-kill counter of the memory cgroup this process (and so its workers) is in.
+
+    cgroup v1 counts kills per cgroup, not up the hierarchy: a runner started in a memory-limited
+    cgroup must read its own cgroup's counter to tell an OOM kill from another SIGKILL.
+    """
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return []
+    files = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            files.append((Path("/sys/fs/cgroup/memory") / path.lstrip("/") / "memory.oom_control", "oom_kill"))
+        elif controllers == "":
+            files.append((Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.events", "oom_kill"))
+    return files

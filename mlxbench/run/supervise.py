@@ -39,7 +39,7 @@ from pathlib import Path
 import psutil
 
 from mlxbench.results.record import blank_outcome
-from mlxbench.run.guardrails import Guard
+from mlxbench.run.guardrails import Guard, own_cgroup_oom_files
 from mlxbench.suite.schema import Case
 
 POLL_S = 0.1  # how often a running case's clock, memory and processes are checked
@@ -255,7 +255,7 @@ class _CappedLog:
 
 def oom_kill_count() -> int | None:
     """How many processes the Linux OOM killer has killed in this cgroup; None where unknown."""
-    for path, key in (("/sys/fs/cgroup/memory.events", "oom_kill"),
+    for path, key in (*own_cgroup_oom_files(), ("/sys/fs/cgroup/memory.events", "oom_kill"),
                       ("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill")):
         try:
             for line in Path(path).read_text().splitlines():
