@@ -116,7 +116,7 @@ def test_cache_held_when_the_process_peaked_is_named_as_the_cause_with_the_gap()
     div = verdict(timeline([base, base + 50 * MiB, base + 450 * MiB], [0, 50 * MiB, 10 * MiB],
                            [0, 0, 440 * MiB]), mlx_peak=50 * MiB)
     assert div["flagged"] and div["cause"] == memory_truth.CACHE
-    assert div["gap_bytes"] == 400 * MiB and "440 MB" not in div["detail"] and "461 MB" in div["detail"]
+    assert div["gap_bytes"] == 400 * MiB and "MLX held 461 MB of freed buffers" in div["detail"]  # MB: 10^6
 
 
 def test_memory_outside_mlx_is_named_when_mlx_holds_little():
@@ -127,7 +127,7 @@ def test_memory_outside_mlx_is_named_when_mlx_holds_little():
 
 def test_swap_growth_is_named_when_neither_cache_nor_outside_memory_explains_it():
     base = 100 * MiB
-    div = verdict(timeline([base, base + 200 * MiB], [0, 20 * MiB], [0, 90 * MiB], swap=[0, 500 * MiB]),
+    div = verdict(timeline([base, base + 200 * MiB], [0, 20 * MiB], [0, 50 * MiB], swap=[0, 500 * MiB]),
                   mlx_peak=20 * MiB)
     assert div["flagged"] and div["cause"] == memory_truth.SWAP
 
@@ -164,3 +164,64 @@ def test_profile_memory_records_the_os_layers_and_a_verdict():
     assert memory["divergence"]["flagged"] in (False, True)
     assert memory["process"]["peak_bytes"] >= memory["process"]["baseline_bytes"]
     assert memory["system"]["total_bytes"] > 0
+
+
+# --- the acceptance case: a real training sweep through the runner ------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO = ("cache kept", "clear every step")
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """suites/memory-settings.yaml's quick profile, its first two variants, each in a worker process."""
+    from mlxbench.results.run import load_run
+
+    out = tmp_path_factory.mktemp("memory-settings")
+    done = subprocess.run([sys.executable, "-m", "mlxbench", "run", "suites/memory-settings.yaml", "--profile",
+                           "quick", "--only", *DEMO, "--out", str(out), "--no-calibrate"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = [p for p in out.glob("*/*") if p.is_dir()]
+    return load_run(run_dir), done.stdout
+
+
+@LINUX_ONLY
+def test_every_record_carries_the_process_and_system_layers(demo_run):
+    run, _ = demo_run
+    assert len(run.records) == 2
+    for record in run.records:
+        process, system = record.memory["process"], record.memory["system"]
+        assert process["baseline_bytes"] > 0 and process["peak_bytes"] > process["baseline_bytes"]
+        assert process["peak_source"] == "the OS's high-water mark" and process["swap_peak_bytes"] >= 0
+        assert system["total_bytes"] > system["available_min_bytes"] > 0 and system["swap_growth_bytes"] >= 0
+        assert system["pressure_max"] is not None or "pressure" in record.memory["unavailable"]
+        assert record.metrics["process_peak_bytes"] == process["peak_bytes"]
+        assert {"process", "rss_anon", "rss_file", "available", "swap_used"} <= set(record.memory_timeline)
+
+
+@LINUX_ONLY
+def test_a_cache_that_is_never_cleared_is_flagged_with_its_gap_and_the_cleared_twin_is_not(demo_run):
+    run, stdout = demo_run
+    kept, cleared = (next(r for r in run.records if r.variant == v) for v in DEMO)
+    flagged = kept.memory["divergence"]
+    assert flagged["flagged"] and flagged["cause"] == memory_truth.CACHE
+    assert flagged["gap_bytes"] > flagged["margin_bytes"]
+    assert f"{flagged['gap_bytes'] / 1e6:.0f} MB beyond MLX's peak" in flagged["detail"]
+    assert cleared.params["clear_cache_threshold"] == 0
+    assert cleared.memory["divergence"]["flagged"] is False and cleared.memory["divergence"]["cause"] is None
+    assert "cache not given back" in stdout.split("clear every step")[0]  # said as the case ended
+
+
+@LINUX_ONLY
+def test_the_report_shows_the_memory_truth_table_and_three_layer_charts(demo_run):
+    from mlxbench.report.html import render_run
+
+    run, _ = demo_run
+    page = render_run(run)
+    table = page.split('id="memory"', 1)[1]
+    kept = table.split('data-variant="cache kept"', 1)[1].split("</tr>", 1)[0]
+    gap = next(r for r in run.records if r.variant == "cache kept").memory["divergence"]["gap_bytes"]
+    assert "cache not given back" in kept and f">{gap / 1e6:.0f}<" in kept
+    assert "cache not given back" not in table.split('data-variant="clear every step"', 1)[1].split("</tr>", 1)[0]
+    assert table.count("<svg") == 2 and "active buffers only, not its cache" in page
