@@ -341,3 +341,24 @@ def test_progress_line_warns_when_the_machine_was_busy():
     assert "BUSY MACHINE" in headline(record, ("step_time_s",), combine(LOOP_METRICS))
     record.metrics["other_processes_cpu_share"] = 0.01
     assert "BUSY MACHINE" not in headline(record, ("step_time_s",), combine(LOOP_METRICS))
+
+
+def test_profile_runs_a_module_as_python_dash_m_does(tmp_path, script):
+    (tmp_path / "my_module.py").write_text(SCRIPT)
+    out = tmp_path / "out"
+    done = run_profile("--out", str(out), "-m", "my_module", "a", "--b", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "args: ['a', '--b']" in done.stdout  # its own options are its, not mlxbench's
+    profile = json.loads((out / "profile.json").read_text())
+    assert profile["command"] == "mlxbench profile -m my_module a --b" and profile["peak_phase"] == "allocate"
+    assert profile["memory"]["process"]["peak_bytes"] > 0 and "divergence" in profile["memory"]
+    failed = run_profile("--out", str(out), "--", "python", "-m", "my_module", "--fail", cwd=tmp_path)
+    assert failed.returncode == 1 and "ValueError: the script failed" in failed.stderr
+
+
+def test_a_module_that_does_not_exist_is_a_one_line_error_with_exit_2(tmp_path):
+    done = run_profile("-m", "no_such_module_here", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "mlxbench: profile: -m no_such_module_here: expected an importable module, got no module named "
+        "'no_such_module_here'"]

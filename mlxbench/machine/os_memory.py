@@ -75,11 +75,12 @@ class Reader:
         self._fds: dict[str, int] = {}
         _platform_reasons()
 
-    def read(self) -> dict[str, float]:
+    def read(self, system: bool = True) -> dict[str, float]:
+        """The figures available now; ``system=False``: the process layer only (cheaper)."""
         if LINUX:
-            return {**self._linux_process(), **self._linux_system()}
+            return {**self._linux_process(), **(self._linux_system() if system else {})}
         if MACOS:
-            return {**_mac_process(self.pid), **_mac_system()}
+            return {**_mac_process(self.pid), **(_mac_system() if system else {})}
         return {}
 
     def close(self) -> None:

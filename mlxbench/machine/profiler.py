@@ -28,6 +28,7 @@ MEMORY_SERIES = ("active", "cache", "peak", "rss")
 OS_SERIES = {"process_bytes": "process", "rss_anon_bytes": "rss_anon", "rss_file_bytes": "rss_file",
              "process_swap_bytes": "process_swap", "available_bytes": "available", "swap_used_bytes": "swap_used",
              "wired_bytes": "wired", "pressure": "pressure", "pressure_full": "pressure_full"}
+SYSTEM_EVERY = 5  # the machine-wide figures move slowly: read at every 5th sample, the latest carried between
 LEAK_MIN_STEPS = 3
 
 # A leak must grow active memory by more than this per step to be flagged. MLX
@@ -121,6 +122,7 @@ class MemorySampler:
         self.interval_s = interval_s
         self._process = psutil.Process()
         self._os = os_memory.Reader()
+        self._reads, self._system = 0, {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -139,7 +141,11 @@ class MemorySampler:
         # MLX's reset_peak_memory sets the peak to 0, not to what is active, until
         # the next allocation; the high-water mark is at least what is held now.
         peak = max(mx.get_peak_memory(), active)
-        now = self._os.read()
+        fresh_system = self._reads % SYSTEM_EVERY == 0
+        now = self._os.read(system=fresh_system)
+        self._system = now if fresh_system else self._system
+        now = {**self._system, **now}
+        self._reads += 1
         rss = now.get("rss_bytes") or self._process.memory_info().rss
         with self._lock:
             s = self.samples
