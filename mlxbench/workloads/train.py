@@ -247,7 +247,7 @@ class Train(Workload):
 
     def metrics(self, timed: dict[str, dict]) -> dict[str, Any]:
         p = self.p
-        timed_steps = self.tokens_per_step[-timed["step_time_s"]["n"]:]  # jittered lengths: their mean
+        timed_steps = self.tokens_per_step[-timed["step_time_s"].get("n", 0):]  # jittered lengths: their mean
         tokens = sum(timed_steps) / len(timed_steps) if timed_steps else p["batch_size"] * p["seq_length"]
         median = timed["step_time_s"]["median"]
         return {
