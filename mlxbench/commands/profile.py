@@ -141,6 +141,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"mlxbench: peak {profile['peak_bytes'] / 2**20:.1f} MiB MLX, "
           f"{profile['peak_rss_bytes'] / 2**20:.1f} MiB RSS; wrote {out / 'profile.json'} and profile.html",
           file=sys.stderr)
+    if (divergence := (prof.memory or {}).get("divergence") or {}).get("flagged"):
+        print(f"mlxbench: {divergence['detail']}", file=sys.stderr)
     return status
 
 

@@ -1,7 +1,8 @@
 """The record of one case: the one type the runner, the pytest-benchmark importer and the tests build.
 
 A record is one JSON line of ``records.jsonl``. Records written before the type had
-a schema version (version 1) load as version 2: the same fields, none missing.
+a schema version (version 1) load as the current version: the same fields, none missing
+(version 3 added ``memory``, null in older records).
 Written records are strict JSON: a figure that is not a finite number is stored as
 null and named in ``non_finite``.
 """
