@@ -80,7 +80,11 @@ class Reader:
         if LINUX:
             return {**self._linux_process(), **(self._linux_system() if system else {})}
         if MACOS:
-            return {**_mac_process(self.pid), **(_mac_system() if system else {})}
+            try:
+                return {**_mac_process(self.pid), **(_mac_system() if system else {})}
+            except (AttributeError, OSError, ValueError) as err:  # a symbol this macOS lacks: say so, go on
+                _reasons.setdefault("process_bytes", f"the macOS memory APIs could not be called: {err}")
+                return {}
         return {}
 
     def close(self) -> None:
