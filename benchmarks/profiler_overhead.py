@@ -1,4 +1,5 @@
-"""How much does the memory sampler slow a training step? Target: under 1% at 10 ms sampling.
+"""How much does the memory sampler (MLX counters and the OS's process and system layers) slow a training
+step? Target: under 1% at 10 ms sampling.
 
 Runs the ``train`` workload's real step (forward, backward, optimizer update,
 all evaluated) in blocks with and without a running MemorySampler, alternating
@@ -47,7 +48,7 @@ def time_block(workload, steps: int, sampler_interval_s: float | None) -> float:
 
 
 def sample_cost_s(interval_s: float, n: int = 2000) -> float:
-    """Seconds one sample takes on the calling thread (MLX counters + RSS read)."""
+    """Seconds one sample takes on the calling thread (MLX counters + the OS layers: process, system)."""
     sampler = MemorySampler(interval_s)
     start = time.perf_counter()
     for _ in range(n):

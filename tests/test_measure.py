@@ -5,11 +5,13 @@ import pytest
 
 from mlxbench import workloads
 from mlxbench.machine.profiler import MemorySampler
+from mlxbench.results.metrics import MEMORY_TRUTH_METRICS
 from mlxbench.run.measure import finish, measure, record_step
 from mlxbench.workloads.base import Workload
 
 BIG = 8 * 1024 * 1024  # float32 elements: 32 MiB
 SMALL = 64 * 1024  # 256 KiB
+MEMORY_TRUTH = [metric.name for metric in MEMORY_TRUTH_METRICS]  # what the OS counted: tests/test_memory_truth.py
 
 
 class Counting(Workload):
@@ -66,6 +68,7 @@ def test_metrics_derived_by_the_workload_appear_with_the_loop_figures():
         "peak_memory_bytes": m.peak_memory_bytes, "active_memory_bytes": m.active_memory_bytes,
         "cache_memory_bytes": m.cache_memory_bytes, "peak_rss_bytes": m.peak_rss_bytes,
         "other_processes_cpu_share": m.other_processes_cpu_share,
+        **{k: m.metrics[k] for k in MEMORY_TRUTH},
         "steps_timed": 3, "last_index": 5.0,
     }
     assert 0 <= m.other_processes_cpu_share <= 1 and m.peak_rss_bytes > 0

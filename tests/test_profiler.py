@@ -188,11 +188,17 @@ def test_a_one_off_jump_after_the_first_step_is_not_read_as_a_leak():
     assert not leak_check([100, 50_000_000, 50_000_000, 50_000_000, 50_000_000, 50_000_000])["leaking"]
 
 
-def test_leak_check_with_fewer_than_three_steps_never_flags():
-    assert leak_check([]) == {"slope_bytes_per_step": 0.0, "threshold_bytes_per_step": 65536.0,
-                              "leaking": False}
-    two = leak_check([0, 10 * MiB])
-    assert two["slope_bytes_per_step"] == 10 * MiB and not two["leaking"]
+@pytest.mark.parametrize("steps", [[], [0], [0, 10 * MiB]])
+def test_leak_check_with_fewer_than_three_steps_says_it_cannot_tell(steps):
+    result = leak_check(steps)
+    assert result["leaking"] is None and result["slope_bytes_per_step"] is None  # not "no leak"
+    assert result["reason"].startswith(f"cannot tell: {len(steps)} step")
+
+
+def test_a_profile_without_marked_steps_says_it_cannot_tell_about_leaks():
+    with mlxbench.profile_memory() as prof:
+        transient_allocation(MiB)
+    assert prof.to_dict()["leak"]["leaking"] is None and "cannot tell" in prof.to_dict()["leak"]["reason"]
 
 
 # --- profile_memory -----------------------------------------------------------------------------
@@ -218,7 +224,10 @@ def test_profile_memory_timeline_is_a_dataframe_with_units_and_phases():
         prof.phase("load")
         transient_allocation(MiB)
     frame = prof.timeline
-    assert list(frame.columns) == ["t_s", "active_bytes", "cache_bytes", "peak_bytes", "rss_bytes", "phase"]
+    assert list(frame.columns[:5]) == ["t_s", "active_bytes", "cache_bytes", "peak_bytes", "rss_bytes"]
+    assert frame.columns[-1] == "phase"
+    if sys.platform.startswith("linux"):  # what the OS counts, beside MLX's own figures
+        assert {"process_bytes", "rss_anon_bytes", "available_bytes", "swap_used_bytes", "pressure"} <= set(frame)
     assert frame["phase"].iloc[-1] == "load"
     assert [p["name"] for p in prof.phases] == ["load"]
 
@@ -332,3 +341,24 @@ def test_progress_line_warns_when_the_machine_was_busy():
     assert "BUSY MACHINE" in headline(record, ("step_time_s",), combine(LOOP_METRICS))
     record.metrics["other_processes_cpu_share"] = 0.01
     assert "BUSY MACHINE" not in headline(record, ("step_time_s",), combine(LOOP_METRICS))
+
+
+def test_profile_runs_a_module_as_python_dash_m_does(tmp_path, script):
+    (tmp_path / "my_module.py").write_text(SCRIPT)
+    out = tmp_path / "out"
+    done = run_profile("--out", str(out), "-m", "my_module", "a", "--b", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "args: ['a', '--b']" in done.stdout  # its own options are its, not mlxbench's
+    profile = json.loads((out / "profile.json").read_text())
+    assert profile["command"] == "mlxbench profile -m my_module a --b" and profile["peak_phase"] == "allocate"
+    assert profile["memory"]["process"]["peak_bytes"] > 0 and "divergence" in profile["memory"]
+    failed = run_profile("--out", str(out), "--", "python", "-m", "my_module", "--fail", cwd=tmp_path)
+    assert failed.returncode == 1 and "ValueError: the script failed" in failed.stderr
+
+
+def test_a_module_that_does_not_exist_is_a_one_line_error_with_exit_2(tmp_path):
+    done = run_profile("-m", "no_such_module_here", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "mlxbench: profile: -m no_such_module_here: expected an importable module, got no module named "
+        "'no_such_module_here'"]

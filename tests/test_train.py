@@ -15,6 +15,7 @@ from mlxbench.workloads import models
 from mlxbench.results import store
 from mlxbench.errors import UserError
 from mlxbench.workloads import get
+from mlxbench.workloads import _memory_settings as memory_settings
 from mlxbench.workloads.train import Train
 
 
@@ -80,7 +81,7 @@ def test_equivalent_variants_make_the_baselines_update(variant):
 
 def test_equivalent_params_are_the_ones_that_must_not_change_the_result():
     assert Train.equivalent_params == {"gradient_checkpointing", "micro_batch_size", "compile", "eval_interval",
-                                       "clear_cache", "distributed"}
+                                       "clear_cache", "distributed", *memory_settings.NAMES}
 
 
 @pytest.mark.parametrize("clear_cache", [True, False])

@@ -25,7 +25,8 @@ def test_a_workload_lists_every_parameter_with_its_default_and_what_it_accepts(c
         assert any(line.startswith(f"  {param.name} = ") and param.describe() in line for line in lines), param.name
     assert '  micro_batch_size = null    (a positive integer or null)' in lines
     assert '  model = "small"    (a string)' in lines
-    assert "  clear_cache, compile, distributed, eval_interval, gradient_checkpointing, micro_batch_size" in lines
+    assert ("  clear_cache, clear_cache_threshold, compile, distributed, eval_interval, gradient_checkpointing, micro_batch_size, "
+            "mlx_cache_limit_mb, mlx_memory_limit_mb, mlx_wired_limit_mb") in lines
 
 
 def test_a_users_own_workload_is_described_from_module_and_class(capsys, monkeypatch):

@@ -1,8 +1,10 @@
-"""``mlxbench profile -- python my_script.py [args]``: run a script under the memory profiler.
+"""``mlxbench profile -- python my_script.py [args]``, or ``mlxbench profile -m module [args]`` (``-m
+mlx_lm generate --model …``, as Python runs a module): run it under the memory profiler.
 
-The script runs in this process (so the sampler sees its MLX memory), with
+The script or module runs in this process (so the sampler sees its MLX memory), with
 ``sys.argv`` set as if Python had started it. Afterwards ``OUT/profile.json``
-holds the timeline, phases, MLX's exact peak and the peak RSS, and
+holds the timeline, phases, MLX's exact peak, the peak RSS and what the OS counted (``memory``:
+process and system layers, and whether the process diverged from MLX's peak), and
 ``OUT/profile.html`` shows them. A script can name its phases with
 ``mlxbench.profiler.mark_phase("name")``.
 """
@@ -10,8 +12,11 @@ holds the timeline, phases, MLX's exact peak and the peak RSS, and
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import runpy
+import shlex
 import sys
 import time
 import traceback
@@ -26,12 +31,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval-s", type=float, default=0.01, help="seconds between samples (default 0.01)")
     parser.add_argument("--out", default=None, help="output folder (default profiles/<script>-<time>)")
     parser.add_argument("--max-points", type=int, default=2000, help="timeline points kept, peaks included")
+    parser.add_argument("-m", dest="module_command", nargs=argparse.REMAINDER, metavar="MODULE [ARGS]",
+                        help="run a module as `python -m MODULE ARGS` does (e.g. -m mlx_lm generate --model …)")
     parser.add_argument("script_command", nargs=argparse.REMAINDER, metavar="-- [python] SCRIPT [ARGS]",
-                        help="the script to run and its arguments")
+                        help="the script to run and its arguments (or: -- python -m MODULE ARGS)")
 
 
-def script_and_args(command: list[str]) -> tuple[Path, list[str]]:
-    """The script path and its arguments from ``[--] [python] SCRIPT [ARGS]``."""
+def script_and_args(command: list[str]) -> tuple[Path | str, list[str]]:
+    """The script path (or a module's name, as a str) and its arguments from
+    ``[--] [python] SCRIPT [ARGS]`` or ``[--] [python] -m MODULE [ARGS]``."""
     words = list(command)
     if words and words[0] == "--":
         words.pop(0)
@@ -39,6 +47,8 @@ def script_and_args(command: list[str]) -> tuple[Path, list[str]]:
         words.pop(0)
     if not words:
         raise UserError("profile: expected a script to run (mlxbench profile -- python my_script.py), got none")
+    if words[0] == "-m":
+        return module_and_args(words[1:])
     if words[0].startswith("-"):
         raise UserError(f"profile: expected a script path, got the Python option {words[0]!r}")
     script = Path(words[0])
@@ -47,13 +57,36 @@ def script_and_args(command: list[str]) -> tuple[Path, list[str]]:
     return script, words[1:]
 
 
-def run_script(script: Path, args: list[str]) -> int:
-    """Run ``script`` as ``__main__`` with ``args``; its exit status (1 and a traceback if it raised)."""
+def module_and_args(words: list[str]) -> tuple[str, list[str]]:
+    """A module's name and its arguments from ``MODULE [ARGS]``; UserError if it cannot be found."""
+    if not words or not words[0] or words[0].startswith("-"):
+        raise UserError("profile: -m: expected a module name (mlxbench profile -m mlx_lm generate …), got "
+                        f"{words[0] if words else 'none'!r}")
+    name = words[0]
+    sys.path.insert(0, os.getcwd())  # as `python -m` looks in the current directory first
+    try:
+        found = importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError) as err:
+        raise UserError(f"profile: -m {name}: expected an importable module, got {err}") from None
+    finally:
+        sys.path.pop(0)
+    if not found:
+        raise UserError(f"profile: -m {name}: expected an importable module, got no module named {name!r}")
+    return name, words[1:]
+
+
+def run_script(script: Path | str, args: list[str]) -> int:
+    """Run ``script`` (a path, or a module's name as a str) as ``__main__`` with ``args``; its exit
+    status (1 and a traceback if it raised)."""
     saved_argv, saved_path = sys.argv, list(sys.path)
     sys.argv = [str(script), *args]
-    sys.path.insert(0, str(script.resolve().parent))  # as `python script.py` would
+    # Where `python script.py` or `python -m module` would look first.
+    sys.path.insert(0, os.getcwd() if isinstance(script, str) else str(script.resolve().parent))
     try:
-        runpy.run_path(str(script), run_name="__main__")
+        if isinstance(script, str):
+            runpy.run_module(script, run_name="__main__", alter_sys=True)  # sets sys.argv[0] as -m does
+        else:
+            runpy.run_path(str(script), run_name="__main__")
         return 0
     except SystemExit as stop:
         if stop.code is None or isinstance(stop.code, int):
@@ -67,10 +100,12 @@ def run_script(script: Path, args: list[str]) -> int:
         sys.argv, sys.path[:] = saved_argv, saved_path
 
 
-def print_script_traceback(err: BaseException, script: Path) -> None:
+def print_script_traceback(err: BaseException, script: Path | str) -> None:
     """Print the traceback from the script's own frames on (mlxbench's and runpy's are noise)."""
     tb = err.__traceback__
-    while tb is not None and Path(tb.tb_frame.f_code.co_filename) != script:
+    noise = {Path(__file__).resolve(), Path(runpy.__file__).resolve()}
+    while tb is not None and (Path(tb.tb_frame.f_code.co_filename) != script if isinstance(script, Path)
+                              else Path(tb.tb_frame.f_code.co_filename).resolve() in noise):
         tb = tb.tb_next
     traceback.print_exception(type(err), err, tb or err.__traceback__)
 
@@ -79,10 +114,14 @@ def main(args: argparse.Namespace) -> int:
     from mlxbench.machine import env
     from mlxbench.machine.profiler import mark_phase, profile_memory
 
-    script, script_args = script_and_args(args.script_command)
+    if args.module_command is not None:
+        script, script_args = module_and_args(args.module_command)
+    else:
+        script, script_args = script_and_args(args.script_command)
     if not args.interval_s > 0:
         raise UserError(f"--interval-s: expected a number > 0, got {args.interval_s}")
-    out = Path(args.out or Path("profiles") / f"{script.stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    stem = script.replace(".", "_") if isinstance(script, str) else script.stem
+    out = Path(args.out or Path("profiles") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
 
     started = time.perf_counter()
     with profile_memory(interval_s=args.interval_s) as prof:
@@ -90,6 +129,8 @@ def main(args: argparse.Namespace) -> int:
         status = run_script(script, script_args)
     profile = {
         "script": str(script),
+        "command": shlex.join(["mlxbench", "profile", *(["-m", script] if isinstance(script, str) else
+                                                        ["--", "python", str(script)]), *script_args]),
         "argv": script_args,
         "exit_status": status,
         "duration_s": time.perf_counter() - started,
@@ -100,6 +141,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"mlxbench: peak {profile['peak_bytes'] / 2**20:.1f} MiB MLX, "
           f"{profile['peak_rss_bytes'] / 2**20:.1f} MiB RSS; wrote {out / 'profile.json'} and profile.html",
           file=sys.stderr)
+    if (divergence := (prof.memory or {}).get("divergence") or {}).get("flagged"):
+        print(f"mlxbench: {divergence['detail']}", file=sys.stderr)
     return status
 
 

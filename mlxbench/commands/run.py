@@ -14,8 +14,8 @@ def add_arguments(parser) -> None:
                         help="a profile of the suite (e.g. quick); full: the suite as written; "
                              "auto: quick when MLX runs on the CPU and the suite has one")
     parser.add_argument("--set", dest="sets", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="override warmup, repeat, timeout, seed, memory_limit_mb or a workload "
-                             "parameter of every variant (value read as YAML)")
+                        help="override warmup, repeat, timeout, seed, memory_limit_mb, swap_limit_mb, "
+                             "pressure_limit or a workload parameter of every variant (value read as YAML)")
     parser.add_argument("--only", action="extend", nargs="+", default=[], metavar="VARIANT",
                         help="run only these variants")
     parser.add_argument("--out", default="results", help="results root (default: results)")

@@ -1,10 +1,11 @@
-"""Memory profiler: MLX active/peak/cache memory and process RSS sampled on a background thread.
+"""Memory profiler: MLX active/peak/cache memory and what the OS counts (the process's footprint and
+RSS, the machine's available memory, swap and pressure: machine.os_memory) sampled on a background thread.
 
 ``mx.eval`` releases the GIL, so samples keep arriving while MLX computes.
 
 - ``MemorySampler``: the timeline of one case (the worker) or one script (``mlxbench profile``).
 - ``profile_memory()``: the same for a block of a user's own code, with MLX's exact peak.
-- ``leak_check``: does active memory grow step after step?
+- ``leak_check``: does active memory grow step after step? (With too few steps: it cannot tell.)
 - ``peak_phase``: in which marked phase did the peak happen?
 """
 
@@ -18,8 +19,17 @@ import mlx.core as mx
 import numpy as np
 import psutil
 
+from mlxbench.machine import memory_truth, os_memory
+
 SAMPLER_THREAD_NAME = "mlxbench-memory-sampler"
 MEMORY_SERIES = ("active", "cache", "peak", "rss")
+# The OS's figures sampled with MLX's, as timeline series (bytes, pressure excepted); a platform
+# that lacks one has no series for it (the timeline's "unavailable" says why).
+OS_SERIES = {"process_bytes": "process", "rss_anon_bytes": "rss_anon", "rss_file_bytes": "rss_file",
+             "process_swap_bytes": "process_swap", "available_bytes": "available", "swap_used_bytes": "swap_used",
+             "wired_bytes": "wired", "pressure": "pressure", "pressure_full": "pressure_full"}
+SYSTEM_EVERY = 5  # the machine-wide figures move slowly: read at every 5th sample, the latest carried between
+LEAK_MIN_STEPS = 3
 
 # A leak must grow active memory by more than this per step to be flagged. MLX
 # counts active memory to the byte, so a steady loop's after-step figure is flat
@@ -38,24 +48,20 @@ def leak_check(
     after each step, in bytes per step, against ``threshold_bytes_per_step``.
 
     The median of pairwise slopes ignores a one-off jump near the ends (a buffer
-    that first appears on the second step) that a least-squares fit reads as growth. Fewer than three
-    points never flag: two points cannot tell growth from a step change.
+    that first appears on the second step) that a least-squares fit reads as growth. With fewer than
+    three points it cannot tell (two cannot tell growth from a step change): ``leaking`` is None,
+    and ``reason`` says why.
     """
     values = [float(v) for v in active_after_step_bytes]
-    if len(values) >= 3:
-        from scipy import stats as scipy_stats  # here, not at the top: ~0.4 s of every worker's start
+    result = {"slope_bytes_per_step": None, "threshold_bytes_per_step": float(threshold_bytes_per_step)}
+    if len(values) < LEAK_MIN_STEPS:
+        return {**result, "leaking": None,
+                "reason": f"cannot tell: {len(values)} step{'s' * (len(values) != 1)} measured, a trend needs "
+                          f"at least {LEAK_MIN_STEPS} (mark each step with step())"}
+    from scipy import stats as scipy_stats  # here, not at the top: ~0.4 s of every worker's start
 
-        slope = float(scipy_stats.theilslopes(values)[0])
-    elif len(values) == 2:
-        slope = values[1] - values[0]
-    else:
-        slope = 0.0
-    leaking = len(values) >= 3 and slope > threshold_bytes_per_step
-    return {
-        "slope_bytes_per_step": slope,
-        "threshold_bytes_per_step": float(threshold_bytes_per_step),
-        "leaking": bool(leaking),
-    }
+    slope = float(scipy_stats.theilslopes(values)[0])
+    return {**result, "slope_bytes_per_step": slope, "leaking": bool(slope > threshold_bytes_per_step)}
 
 
 def process_peak_rss_bytes() -> int:
@@ -115,6 +121,8 @@ class MemorySampler:
             raise ValueError(f"interval_s: expected a number > 0, got {interval_s!r}")
         self.interval_s = interval_s
         self._process = psutil.Process()
+        self._os = os_memory.Reader()
+        self._reads, self._system = 0, {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -122,6 +130,7 @@ class MemorySampler:
         self.samples: dict[str, list] = {"t": [], "active": [], "cache": [], "peak": [], "rss": []}
         self.phases: list[dict] = []  # {"name", "start"}: each phase lasts until the next starts
         self.peak_rss_bytes = 0
+        self.os_last: dict = {}  # the last OS reading: its totals and high-water mark
 
     def _sample(self) -> None:
         t = time.perf_counter() - self.t0
@@ -132,15 +141,27 @@ class MemorySampler:
         # MLX's reset_peak_memory sets the peak to 0, not to what is active, until
         # the next allocation; the high-water mark is at least what is held now.
         peak = max(mx.get_peak_memory(), active)
-        rss = self._process.memory_info().rss
+        fresh_system = self._reads % SYSTEM_EVERY == 0
+        now = self._os.read(system=fresh_system)
+        self._system = now if fresh_system else self._system
+        now = {**self._system, **now}
+        self._reads += 1
+        rss = now.get("rss_bytes") or self._process.memory_info().rss
         with self._lock:
             s = self.samples
+            first = not s["t"]
             s["t"].append(t)
             s["active"].append(active)
             s["cache"].append(cache)
             s["peak"].append(peak)
             s["rss"].append(rss)
+            for figure, series in OS_SERIES.items():
+                if first and figure in now:
+                    s[series] = []
+                if series in s:
+                    s[series].append(now.get(figure))  # None where a read failed this once
             self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
+            self.os_last = now
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -166,6 +187,7 @@ class MemorySampler:
             self._thread.join()
             self._thread = None
             self._sample()
+            self._os.close()
 
     def __enter__(self) -> "MemorySampler":
         return self.start()
@@ -185,8 +207,9 @@ class MemorySampler:
     def timeline(self, max_points: int | None = 2000) -> dict:
         """The samples as JSON-able lists, at most ``max_points`` long (None: all), plus the phases.
 
-        Downsampling keeps each bucket's highest active, peak and RSS samples and its
-        lowest active one, so the chart's maxima are the sampled maxima.
+        Downsampling keeps each bucket's highest active, peak, RSS and process samples and
+        its lowest active one, so the chart's maxima are the sampled maxima. ``unavailable``
+        names each OS figure this platform lacks and why; ``total_bytes`` is the machine's memory.
         """
         with self._lock:
             data = {k: list(v) for k, v in self.samples.items()}
@@ -194,24 +217,27 @@ class MemorySampler:
         if keep is not None:
             data = {k: [v[i] for i in keep] for k, v in data.items()}
         data["phases"] = [dict(p) for p in self.phases]
+        data["total_bytes"] = self.os_last.get("total_bytes")
+        data["unavailable"] = os_memory.unavailable()
         return data
 
 
 def downsample_indices(samples: dict[str, list], max_points: int) -> list[int] | None:
     """Indices of at most ``max_points`` samples that keep the memory peaks, or None to keep all.
 
-    The series is cut into equal buckets; each keeps the samples where active, peak
-    and RSS are highest and active is lowest (the dips, so the shape survives),
-    plus the first and last sample. The global maxima are each some bucket's maximum.
+    The series is cut into equal buckets; each keeps the samples where active, peak,
+    RSS and the process footprint are highest and active is lowest (the dips, so the shape
+    survives), plus the first and last sample. The global maxima are each some bucket's maximum.
     """
     n = len(samples["t"])
     if n <= max_points:
         return None
-    if max_points < 6:
-        raise ValueError(f"max_points: expected at least 6, got {max_points}")
-    series = [np.asarray(samples[k]) for k in ("active", "peak", "rss")]
+    if max_points < 7:
+        raise ValueError(f"max_points: expected at least 7, got {max_points}")
+    series = [np.asarray(samples[k], dtype=float) for k in ("active", "peak", "rss", "process") if k in samples]
+    series = [np.nan_to_num(s, nan=-1.0) for s in series]
     active = series[0]
-    buckets = (max_points - 2) // 4
+    buckets = max(1, (max_points - 2) // (len(series) + 1))
     keep = {0, n - 1}
     for bucket in np.array_split(np.arange(n), buckets):
         lo = bucket[0]
@@ -258,7 +284,8 @@ class MemoryProfile:
 
     After the block: ``peak_bytes`` (MLX's exact peak during the block),
     ``peak_rss_bytes`` (highest sampled RSS), ``timeline`` (a DataFrame), ``phases``,
-    ``peak_phase`` and ``leak_check()`` over the steps marked with ``step()``.
+    ``peak_phase``, ``leak_check()`` over the steps marked with ``step()``, and ``memory``: what the
+    OS counted (process and system layers) and whether it diverged from MLX's peak, and why.
     """
 
     def __init__(self, interval_s: float = 0.01):
@@ -266,18 +293,22 @@ class MemoryProfile:
         self.active_after_step_bytes: list[int] = []
         self._active_at_entry = 0
         self._peak_bytes: int | None = None
+        self._os = memory_truth.CaseMemory(isolated=False)
+        self.memory: dict | None = None
 
     def __enter__(self) -> "MemoryProfile":
         # MLX's reset sets the peak to 0, not to what is active now; remember
         # that, since memory held at entry is part of the block's peak too.
         self._active_at_entry = mx.get_active_memory()
         mx.reset_peak_memory()
+        self._os.start(self._active_at_entry + mx.get_cache_memory())
         self.sampler.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.sampler.stop()  # runs even when the block raised; the exception propagates
         self._peak_bytes = max(mx.get_peak_memory(), self._active_at_entry)
+        self.memory = self._os.finish(self.sampler.timeline(max_points=None), self._peak_bytes)
 
     def phase(self, name: str) -> None:
         """Mark the start of phase ``name`` now."""
@@ -308,11 +339,13 @@ class MemoryProfile:
 
     @property
     def timeline(self):
-        """Every sample as a pandas DataFrame: t_s, active/cache/peak/rss_bytes and phase."""
+        """Every sample as a pandas DataFrame: t_s, active/cache/peak/rss_bytes, the OS's figures this
+        platform has (process_bytes, available_bytes, swap_used_bytes, pressure, …) and phase."""
         import pandas as pd
 
         data = self.sampler.timeline(max_points=None)
-        frame = pd.DataFrame({"t_s": data["t"], **{f"{k}_bytes": data[k] for k in MEMORY_SERIES}})
+        os_columns = {figure: data[series] for figure, series in OS_SERIES.items() if series in data}
+        frame = pd.DataFrame({"t_s": data["t"], **{f"{k}_bytes": data[k] for k in MEMORY_SERIES}, **os_columns})
         frame["phase"] = [phase_at(data["phases"], t) for t in data["t"]]
         return frame
 
@@ -330,7 +363,8 @@ class MemoryProfile:
             "interval_s": self.sampler.interval_s,
             "phases": timeline["phases"],
             "timeline": timeline,
-            "leak": self.leak_check() if self.active_after_step_bytes else None,
+            "leak": self.leak_check(),
+            "memory": self.memory,
         }
 
 

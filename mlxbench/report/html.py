@@ -15,6 +15,7 @@ import mlxbench
 from mlxbench.report import charts, tables
 from mlxbench.report import distributed as across_processes
 from mlxbench.report import comparison as comparison_text
+from mlxbench.report import memory as memory_truth
 from mlxbench.results import metrics as m
 from mlxbench.results.record import latest_by_case
 from mlxbench.stats import UNSTABLE_SPREAD
@@ -30,7 +31,8 @@ _ENV = jinja2.Environment(
 
 def _render(template: str, **context) -> str:
     return _ENV.get_template(template).render(
-        version=mlxbench.__version__, palette=charts.colour, unstable_pct=round(UNSTABLE_SPREAD * 100), **context)
+        version=mlxbench.__version__, palette=charts.colour, unstable_pct=round(UNSTABLE_SPREAD * 100),
+        peak_source=memory_truth.peak_source, **context)
 
 
 def _mb(value) -> str:
@@ -45,7 +47,7 @@ def render_profile(profile: dict) -> str:
     """
     timeline = profile.get("timeline") or {}
     t = timeline.get("t") or []
-    chart = Markup(charts.profile_timeline_svg(timeline)) if t else None
+    chart = Markup(memory_truth.three_layer_svg(timeline)) if t else None
     phases = [
         {"name": p["name"], "start": f"{p['start_s']:.3f}", "duration": f"{p['duration_s']:.3f}",
          "active": _mb(p["peak_active_bytes"]), "rss": _mb(p["peak_rss_bytes"])}
@@ -63,6 +65,8 @@ def render_profile(profile: dict) -> str:
         peak_phase=profile.get("peak_phase"),
         exit_status=profile.get("exit_status"),
         leaking=bool(leak.get("leaking")),
+        leak_reason=leak.get("reason") or "",
+        divergence=(profile.get("memory") or {}).get("divergence") or {},
         leak_slope=leak.get("slope_bytes_per_step"),
         peak_mb=_mb(profile.get("peak_bytes")),
         peak_rss_mb=_mb(profile.get("peak_rss_bytes")),
@@ -229,6 +233,8 @@ def render_run(run, comparison: dict | None = None, compare_label: str = "") -> 
                                                 _time_metric(table_list[0]))) if table_list else "",
         failed=tables.failed_cases(run.records),
         distributed=across_processes.section(run),  # cases of several ranks; None without
+        memory_rows=memory_truth.truth_rows(run.records),
+        memory_charts=memory_truth.case_charts(run.records),
         env_rows=tables.env_rows(run.env),
         command=reproduce_command(run),
         comparison=comparison,

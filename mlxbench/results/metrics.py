@@ -90,6 +90,21 @@ def diagnostic(name: str, label: str, unit: str = "", **kw) -> Metric:
 STEP_TIME = timing("step_time_s", "Step Time (s)", savings="Time Savings")
 PEAK_MEMORY = memory("peak_memory_bytes", "Peak Memory (MB)", True, savings="Memory Savings",
                      note="MLX's exact peak: the same for the same case, so the threshold alone judges it")
+# What the OS counted (machine.memory_truth), beside MLX's figures; null where a platform has none.
+MEMORY_TRUTH_METRICS = (
+    memory("process_peak_bytes", "Process Peak (MB)", False, column=False,
+           note="the OS's count (macOS footprint, Linux RSS high-water): moved by the allocator and the "
+                "interpreter, one figure per case with no spread to test a change against"),
+    memory("process_over_mlx_peak_bytes", "Process Peak beyond MLX Peak (MB)", False, column=False,
+           note="the process's growth over the case minus MLX's peak: read with its cause (record.memory)"),
+    memory("swap_growth_bytes", "Swap Growth (MB)", False, column=False,
+           note="swap is the whole machine's: other processes move it too"),
+    diagnostic("process_baseline_bytes", "Process before Setup (MB)", "MB", scale=MB),
+    diagnostic("process_swap_peak_bytes", "Process Swap Peak (MB)", "MB", scale=MB),
+    diagnostic("available_min_bytes", "Lowest Available Memory (MB)", "MB", scale=MB),
+    diagnostic("wired_peak_bytes", "Wired Memory Peak (MB)", "MB", scale=MB),
+    diagnostic("memory_pressure_max", "Memory Pressure (max)"),
+)
 # The figures the measurement loop gives every case, whatever its workload.
 LOOP_METRICS = (
     STEP_TIME,
@@ -99,6 +114,7 @@ LOOP_METRICS = (
     diagnostic("active_memory_bytes", "Active Memory (MB)", "MB", scale=MB),
     diagnostic("cache_memory_bytes", "Cache Memory (MB)", "MB", scale=MB),
     diagnostic("other_processes_cpu_share", "Other Processes' CPU Share"),
+    *MEMORY_TRUTH_METRICS,
 )
 
 

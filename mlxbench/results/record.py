@@ -1,7 +1,8 @@
 """The record of one case: the one type the runner, the pytest-benchmark importer and the tests build.
 
 A record is one JSON line of ``records.jsonl``. Records written before the type had
-a schema version (version 1) load as version 2: the same fields, none missing.
+a schema version (version 1) load as the current version: the same fields, none missing
+(version 3 added ``memory``, null in older records).
 Written records are strict JSON: a figure that is not a finite number is stored as
 null and named in ``non_finite``.
 """
@@ -14,11 +15,11 @@ import sys
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: ``memory``, what the OS counted
 STATUSES = ("ok", "error", "oom", "timeout", "skipped")
 # What a case's own run fills in (the worker, or the runner for a worker that died).
 OUTCOME_FIELDS = ("status", "error", "metrics", "memory_timeline", "leak", "equivalence_values",
-                  "started_at", "duration_s", "distributed")
+                  "started_at", "duration_s", "distributed", "memory")
 
 
 class RecordError(ValueError):
@@ -42,6 +43,8 @@ class Record:
     metrics: dict = field(default_factory=dict)  # name → number, or a timing summary (stats.summarize)
     memory_timeline: dict | None = None
     leak: dict | None = None
+    # What the OS counted: {"process", "system", "divergence", "unavailable"} (machine.memory_truth)
+    memory: dict | None = None
     equivalence_values: dict | None = None  # first-step figures equivalent variants must reproduce
     equivalence: dict | None = None  # the verdict against the baseline, where one applies
     is_baseline: bool = False

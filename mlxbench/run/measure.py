@@ -13,14 +13,15 @@ and ``finish`` are the loop's parts to build on.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import mlxbench  # noqa: F401  (loads the optimized BLAS before mlx.core)
 import mlx.core as mx
 
 from mlxbench import stats
-from mlxbench.machine import profiler
+from mlxbench.machine import memory_truth, profiler
+from mlxbench.workloads import _memory_settings as memory_settings
 
 if TYPE_CHECKING:
     from mlxbench.workloads.base import Workload
@@ -42,6 +43,8 @@ class Measurement:
     other_processes_cpu_share: float  # during the timed steps
     active_after_step: list[int]
     leak: dict  # profiler.leak_check of active_after_step
+    memory: dict = field(default_factory=dict)  # memory_truth.summarize: the OS's layers, divergence
+
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -53,6 +56,7 @@ class Measurement:
             "cache_memory_bytes": self.cache_memory_bytes,
             "peak_rss_bytes": self.peak_rss_bytes,
             "other_processes_cpu_share": self.other_processes_cpu_share,
+            **(memory_truth.figures(self.memory) if self.memory else {}),
             **self.derived,
         }
 
@@ -68,8 +72,11 @@ def measure(wl: Workload, warmup: int, repeat: int, *,
     sampler = profiler.MemorySampler(SAMPLE_INTERVAL_S) if sampler is None else sampler
     samples: dict[str, list[float]] = {}
     active_after_step: list[int] = []
+    mx.reset_peak_memory()  # MLX's peak over the whole case too, for the OS's figures to be compared with
+    case_memory = memory_truth.CaseMemory(isolated).start(mx.get_active_memory() + mx.get_cache_memory())
     with sampler:
-        prepare(wl, warmup, sampler)
+        untimed_peak = prepare(wl, warmup, sampler)
+        timed_from_s = sampler.phases[-1]["start"] if sampler.phases else None
         contention = profiler.CpuContention().start()
         for _ in range(repeat):
             start = time.perf_counter()
@@ -81,25 +88,32 @@ def measure(wl: Workload, warmup: int, repeat: int, *,
         other_cpu = contention.share()
     # Read before wl.metrics, whose own work (saving a model, …) is not the run's.
     peak_rss = peak_rss_bytes(sampler, isolated)
+    memory = case_memory.finish(sampler.timeline(max_points=None), max(untimed_peak, peak), timed_from_s)
+    memory["settings"] = getattr(wl, "memory_settings", {})  # what memory_settings.apply set, if used
+    memory_settings.restore(wl)
     timed, derived = finish(wl, samples)
     return Measurement(
         samples=samples, timed=timed, derived=derived,
         peak_memory_bytes=peak, active_memory_bytes=active, cache_memory_bytes=cache,
         peak_rss_bytes=peak_rss, other_processes_cpu_share=other_cpu,
-        active_after_step=active_after_step, leak=profiler.leak_check(active_after_step),
+        active_after_step=active_after_step, leak=profiler.leak_check(active_after_step), memory=memory,
     )
 
 
-def prepare(wl: Workload, warmup: int, sampler: profiler.MemorySampler | None = None) -> None:
-    """Set up, run ``warmup`` untimed steps and reset MLX's peak: ready for the timed steps."""
+def prepare(wl: Workload, warmup: int, sampler: profiler.MemorySampler | None = None) -> int:
+    """Set up, run ``warmup`` untimed steps and reset MLX's peak: ready for the timed steps.
+
+    Returns MLX's peak over setup and warm-up (since its last reset), read before the reset."""
     mark = sampler.phase if sampler is not None else (lambda name: None)
     mark("setup")
     wl.setup()
     mark("warmup")
     for _ in range(warmup):
         wl.step()
+    untimed_peak = mx.get_peak_memory()
     mx.reset_peak_memory()
     mark(wl.timed_phase)
+    return untimed_peak
 
 
 def record_step(samples: dict[str, list[float]], seconds: float, extra: dict | None) -> None:

@@ -48,6 +48,8 @@ def headline(record: Record, names: tuple[str, ...], declared: dict[str, Metric]
         parts.append(f"BUSY MACHINE: other processes took {busy:.0%} of the CPU while timing")
     if (record.leak or {}).get("leaking"):
         parts.append(f"LEAK {record.leak['slope_bytes_per_step'] / 1e6:.2f} MB/step")
+    if (div := (record.memory or {}).get("divergence") or {}).get("flagged"):
+        parts.append(f"PROCESS {div['gap_bytes'] / 1e6:.0f} MB BEYOND MLX'S PEAK: {div['cause']}")
     return " · ".join(parts)
 
 

@@ -40,6 +40,7 @@ import psutil
 
 from mlxbench.results.record import blank_outcome
 from mlxbench.run.launch import worker_module
+from mlxbench.run.guardrails import Guard, own_cgroup_oom_files
 from mlxbench.suite.schema import Case
 
 POLL_S = 0.1  # how often a running case's clock, memory and processes are checked
@@ -106,6 +107,7 @@ def _watch(proc: subprocess.Popen, case: Case, start: float, tick, before: set,
            seen: set) -> tuple[tuple[str, str] | None, float]:
     """Wait for the worker; stop it past its timeout or memory limit: ((status, why) or None, free memory)."""
     free_fraction = 1.0
+    guard = Guard(case, proc.pid)  # swap_limit_mb, pressure_limit
     while True:
         try:
             proc.wait(timeout=POLL_S)
@@ -122,6 +124,8 @@ def _watch(proc: subprocess.Popen, case: Case, start: float, tick, before: set,
         if case.memory_limit_mb is not None and rss > case.memory_limit_mb * 2**20:
             return ("oom", f"resident memory {rss / 2**20:.0f} MiB passed memory_limit_mb "
                            f"{case.memory_limit_mb}; stopped"), free_fraction
+        if (stopped := guard.check()) is not None:
+            return stopped, free_fraction
         tick()
 
 
@@ -253,7 +257,7 @@ class _CappedLog:
 
 def oom_kill_count() -> int | None:
     """How many processes the Linux OOM killer has killed in this cgroup; None where unknown."""
-    for path, key in (("/sys/fs/cgroup/memory.events", "oom_kill"),
+    for path, key in (*own_cgroup_oom_files(), ("/sys/fs/cgroup/memory.events", "oom_kill"),
                       ("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill")):
         try:
             for line in Path(path).read_text().splitlines():

@@ -69,6 +69,7 @@ def measure(case: Case, outcome: dict, isolated: bool) -> None:
         measured = loop.measure(wl, case.warmup, case.repeat, sampler=sampler, isolated=isolated)
         outcome["metrics"] = measured.metrics
         outcome["leak"] = measured.leak
+        outcome["memory"] = measured.memory
         outcome["equivalence_values"] = wl.equivalence()
     finally:
         sampler.stop()  # a no-op when the loop already stopped it
@@ -80,7 +81,7 @@ def run_case(case: Case, isolated: bool = False) -> dict:
     """Run ``case`` in this process: the outcome part of its record, whatever happens.
 
     ``isolated``: this process runs nothing else (a worker), so its own peak RSS is the case's.
-    Keys: status, error, metrics, memory_timeline, leak, equivalence_values, started_at, duration_s.
+    Keys: status, error, metrics, memory_timeline, leak, memory, equivalence_values, started_at, duration_s.
     """
     outcome = blank_outcome(datetime.now(timezone.utc).isoformat(timespec="seconds"))
     start = time.perf_counter()

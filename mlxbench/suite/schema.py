@@ -10,24 +10,23 @@ positive integer, got 'four'``.
 
 The fields a suite file may have are :data:`FIELDS`, each with its help text. A
 profile (``--profile quick``) replaces top-level fields and merges ``defaults`` key
-by key; ``--set key=value`` then overrides warmup/repeat/timeout/seed/memory_limit_mb
+by key; ``--set key=value`` then overrides a field of SET_FIELDS
 or one workload parameter of every variant (pinning a sweep axis to that value).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import itertools
 import json
 import re
-import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mlxbench import workloads
 from mlxbench.errors import UserError
+from mlxbench.machine import os_memory
+from mlxbench.suite.lookup import workload_class  # noqa: F401  (where suites' readers have always found it)
 from mlxbench.suite.source import KeyPath, Source, did_you_mean, format_path, parse_yaml, read  # noqa: F401
 from mlxbench.workloads.base import Param, Workload
 
@@ -43,6 +42,10 @@ FIELDS = {p.name: p for p in (
     Param("seed", int, 0, help="random seed of every case"),
     Param("memory_limit_mb", int, None, nullable=True, minimum=1,
           help="a case whose process resident memory passes this is stopped and recorded as oom"),
+    Param("swap_limit_mb", int, os_memory.DEFAULT_SWAP_LIMIT_MB, nullable=True, minimum=0,
+          help="a case during which the machine's swap grows by more than this is stopped as oom (null: never)"),
+    Param("pressure_limit", str, os_memory.DEFAULT_PRESSURE_LIMIT, nullable=True, choices=os_memory.PRESSURE_NAMES,
+          help="a case during which memory pressure reaches this level is stopped as oom (null: never)"),
     Param("defaults", dict, None, nullable=True, help="workload parameters shared by every variant"),
     Param("variants", dict, None, nullable=True, help="named parameter overrides, in report order"),
     Param("sweep", dict, None, nullable=True, help="axes whose cartesian product applies to every variant"),
@@ -50,37 +53,10 @@ FIELDS = {p.name: p for p in (
 )}
 REQUIRED = ("name", "workload")
 PROFILE_FIELDS = tuple(k for k in FIELDS if k not in ("name", "workload", "profiles"))
-SET_FIELDS = ("warmup", "repeat", "timeout", "seed", "memory_limit_mb")
+SET_FIELDS = ("warmup", "repeat", "timeout", "seed", "memory_limit_mb", "swap_limit_mb", "pressure_limit")
 NO_PROFILE = "full"  # --profile full: the suite as written
 AUTO_PROFILE = "auto"  # --profile auto: 'quick' on a CPU-only MLX, else the suite as written
 DEFAULT_VARIANT = "default"
-
-def workload_class(spec: str, search_path: tuple[str, ...] = ()) -> type[Workload]:
-    """The workload a suite names: a shipped one (``train``) or ``module:Class`` from the user.
-
-    ``module`` is imported from sys.path, then from the ``search_path`` directories
-    (the suite's own directory). LookupError says why it could not be found.
-    """
-    if ":" not in spec:
-        try:
-            return workloads.get(spec)
-        except KeyError:
-            raise LookupError(f"expected one of {', '.join(workloads.names())} or 'module:Class', "
-                              f"got {spec!r}{did_you_mean(spec, workloads.names())}") from None
-    module_name, _, class_name = spec.partition(":")
-    for directory in search_path:
-        if directory not in sys.path:
-            sys.path.append(directory)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise LookupError(f"expected an importable module, got {spec!r} ({err})") from None
-    cls = getattr(module, class_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, Workload)):
-        raise LookupError(f"expected a Workload subclass {class_name!r} in module {module_name!r}, got "
-                          f"{'nothing' if cls is None else type(cls).__name__}")
-    return cls
-
 
 @dataclass(frozen=True)
 class Case:
@@ -99,6 +75,8 @@ class Case:
     case_id: str
     memory_limit_mb: int | None = None
     workload_path: tuple[str, ...] = ()  # where 'module:Class' workloads are looked up
+    swap_limit_mb: int | None = None  # guardrails (run.guardrails)
+    pressure_limit: str | None = None
 
     @property
     def label(self) -> str:
@@ -135,6 +113,8 @@ class Suite:
     timeout: float = 600.0
     seed: int = 0
     memory_limit_mb: int | None = None
+    swap_limit_mb: int | None = FIELDS["swap_limit_mb"].default
+    pressure_limit: str | None = FIELDS["pressure_limit"].default
     defaults: dict = field(default_factory=dict)
     variants: dict = field(default_factory=dict)
     sweep: dict = field(default_factory=dict)
@@ -146,7 +126,7 @@ class Suite:
     def to_dict(self) -> dict:
         """The resolved suite as stored with a run (``suite.yaml``)."""
         keys = ("name", "description", "workload", "baseline", "warmup", "repeat", "timeout", "seed",
-                "memory_limit_mb", "defaults", "variants", "sweep", "profile")
+                "memory_limit_mb", "swap_limit_mb", "pressure_limit", "defaults", "variants", "sweep", "profile")
         return {**{k: getattr(self, k) for k in keys}, "only": list(self.only) or None, "source": self.path}
 
 
@@ -168,6 +148,7 @@ def expand(suite: Suite) -> list[Case]:
                 is_baseline=variant == suite.baseline,
                 case_id=case_id(suite.name, suite.workload, params, suite.seed),
                 memory_limit_mb=suite.memory_limit_mb, workload_path=search_path,
+                swap_limit_mb=suite.swap_limit_mb, pressure_limit=suite.pressure_limit,
             ))
     return cases
 
@@ -353,6 +334,7 @@ def load(path: str | Path, profile: str | None = None, sets: list[str] = (), onl
         description=fields.get("description") or "", warmup=fields.get("warmup", FIELDS["warmup"].default),
         repeat=fields.get("repeat", FIELDS["repeat"].default), timeout=fields.get("timeout", FIELDS["timeout"].default),
         seed=fields.get("seed", FIELDS["seed"].default), memory_limit_mb=fields.get("memory_limit_mb"),
+        **{k: fields.get(k, FIELDS[k].default) for k in ("swap_limit_mb", "pressure_limit")},
         defaults=layers.defaults, variants=variants, sweep=sweep, profile=chosen, path=str(path),
         profiles=tuple(profiles), only=tuple(only),
     )

@@ -94,3 +94,11 @@ def file_batches(path: str, model: str, vocab_size: int, batch_size: int, seq_le
                         f"(batch_size × (seq_length + 1)), got {len(ids)}")
     usable = ids[: count * batch_size * window]
     return mx.array(usable.reshape(count, batch_size, window))
+
+
+def step_lengths(seq_length: int, jitter: int, seed: int):
+    """Each step's sequence length, forever: ``seq_length``, or with ``jitter`` a seeded uniform draw
+    from ``seq_length - jitter`` to ``seq_length`` (the same lengths in the same order for a seed)."""
+    rng = np.random.default_rng(seed)
+    while True:
+        yield seq_length - int(rng.integers(0, jitter + 1)) if jitter else seq_length

@@ -34,6 +34,7 @@ from mlx.utils import tree_flatten
 from mlxbench.workloads import _data_parallel as dp
 from mlxbench.workloads import models
 from mlxbench.workloads._distributed import DISTRIBUTED_PARAM, RANK_METRICS, sharding_errors
+from mlxbench.workloads import _memory_settings as memory_settings
 from mlxbench.results.metrics import PEAK_MEMORY, Metric, memory, rate, timing
 from mlxbench.workloads.base import Param, Workload, register
 from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
@@ -196,6 +197,7 @@ class Generate(Workload):
         Param("dtype", str, "float32", choices=tuple(models.DTYPES), help="dtype of the model's weights"),
         Param("prefill_step_size", int, 2048, minimum=1, help="prompt tokens per forward pass in prefill"),
         DISTRIBUTED_PARAM,  # tensor parallel: each rank holds its part of every layer (mlx-lm's Model.shard)
+        *memory_settings.PARAMS,
     )
     declares = (
         PEAK_MEMORY,
@@ -229,6 +231,7 @@ class Generate(Workload):
 
     def setup(self) -> None:
         p = self.p
+        memory_settings.apply(self)
         self.net, config = models.build(p["model"], self.seed, p["dtype"])
         dp.shard_model(self.net, dp.group(p))
         self.prompts = make_prompts(_vocab_size(config), p["batch_size"], p["prompt_tokens"], self.seed)
@@ -255,6 +258,7 @@ class Generate(Workload):
         p = self.p
         g = generate(self.net, self.prompts, p["generation_tokens"], p["prefill_step_size"],
                      p["kv_bits"], p["kv_group_size"])
+        memory_settings.clear_cache(p)
         return {"ttft_s": g.ttft_s, "prefill_s": g.prefill_s, "decode_s": g.decode_s}
 
     def metrics(self, timed: dict[str, dict]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from mlx.utils import tree_flatten, tree_map
 
 from mlxbench.workloads import _data_parallel as dp
 from mlxbench.workloads import data
+from mlxbench.workloads import _memory_settings as memory_settings
 from mlxbench.workloads import models
 from mlxbench.results.metrics import PEAK_MEMORY, STEP_TIME, Metric, rate
 from mlxbench.workloads.base import Param, Workload, register
@@ -107,10 +108,14 @@ class Train(Workload):
         Param("data", str, None, nullable=True,
               help="null: seeded random token ids; or a .txt / .jsonl (text or prompt+completion) "
                    "file, tokenized once (presets: UTF-8 bytes modulo the vocabulary)"),
+        Param("seq_length_jitter", int, 0, minimum=0,
+              help="vary each step's length as real data does: a seeded draw from seq_length − jitter to "
+                   "seq_length tokens (the loss keeps the full length's divisor); 0: every step full length"),
+        *memory_settings.PARAMS,
         DISTRIBUTED_PARAM,  # data parallel: each rank its shard of batch_size, gradients averaged
     )
     equivalent_params = frozenset({"gradient_checkpointing", "micro_batch_size", "compile", "eval_interval",
-                                   "clear_cache", "distributed"})
+                                   "clear_cache", "distributed"}) | memory_settings.NAMES
     declares = (
         PEAK_MEMORY,
         STEP_TIME,
@@ -142,10 +147,16 @@ class Train(Workload):
         errors += batch_errors(params)
         if params.get("data") is not None and (problem := data.check_data(params["data"])):
             errors.append(("data", problem))
+        if params.get("seq_length_jitter", 0) >= params["seq_length"]:
+            errors.append(("seq_length_jitter", f"expected less than seq_length {params['seq_length']}, "
+                                                f"got {params['seq_length_jitter']}"))
         return errors
 
     def setup(self) -> None:
         p = self.p
+        memory_settings.apply(self)
+        self.lengths = data.step_lengths(p["seq_length"], p.get("seq_length_jitter", 0), self.seed)
+        self.tokens_per_step: list[int] = []
         self.net, self.config = models.build(p["model"], self.seed, p["dtype"])
         if p["lora"] is not None:
             if p["quantization"] is not None:
@@ -209,6 +220,9 @@ class Train(Workload):
 
     def step(self) -> dict[str, float]:
         batch = self.batches[self.steps_done % self.batches.shape[0]]
+        length = next(self.lengths)
+        batch = batch if length == self.p["seq_length"] else batch[:, :length + 1]
+        self.tokens_per_step.append(batch.shape[0] * length * self.group.size())  # global: every rank's shard
         micro, interval = self.micro_batch_size, self.p["eval_interval"]
         loss, grads = mx.array(0.0), None
         starts = range(0, batch.shape[0], micro)
@@ -221,9 +235,8 @@ class Train(Workload):
         part, grad_norm = self._accumulate_and_update(batch[starts[-1]:], grads)
         loss = dp.mean(loss + part, self.group)
         mx.eval(loss, grad_norm, self.net.state, self.optimizer.state)
-        if self.p["clear_cache"]:
-            # Measured on the CPU: 2-6% faster steps than reusing the cached buffers (README).
-            mx.clear_cache()
+        # clear_cache: measured on the CPU, 2-6% faster steps than reusing the cached buffers (README).
+        memory_settings.clear_cache(self.p, otherwise=0 if self.p["clear_cache"] else None)
         self.steps_done += 1
         figures = {"loss": loss.item(), "grad_norm": grad_norm.item()}
         if not math.isfinite(figures["loss"]):
@@ -243,7 +256,8 @@ class Train(Workload):
 
     def metrics(self, timed: dict[str, dict]) -> dict[str, Any]:
         p = self.p
-        tokens = p["batch_size"] * p["seq_length"]
+        timed_steps = self.tokens_per_step[-timed["step_time_s"].get("n", 0):]  # jittered lengths: their mean
+        tokens = sum(timed_steps) / len(timed_steps) if timed_steps else p["batch_size"] * p["seq_length"]
         median = timed["step_time_s"]["median"]
         return {
             "tokens_per_s": tokens / median,
