@@ -29,8 +29,8 @@ def format_text(env: dict) -> str:
     if cal := env.get("calibration"):
         lines += [
             "Calibration (measured now):",
-            f"  fp32 matmul      {cal['matmul_fp32_gflops']:.1f} GFLOP/s",
-            f"  memory bandwidth {cal['memory_bandwidth_gbps']:.1f} GB/s",
+            f"  compute peak     {cal['matmul_fp32_gflops']:.1f} GFLOP/s  ({cal['matmul_method']})",
+            f"  read bandwidth   {cal['memory_read_gbps']:.1f} GB/s  ({cal['memory_read_method']})",
         ]
     return "\n".join(lines)
 
