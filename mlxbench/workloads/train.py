@@ -118,6 +118,7 @@ class Train(Workload):
         Metric("trainable_params", "Trainable Params", column=False),
         Metric("total_params", "Total Params", column=False),
         Metric("flops_per_step", "GFLOP/step", "GFLOP", scale=1e9, column=False),
+        rate("train_flop_per_s", "Achieved GFLOP/s", of="step_time_s", unit="GFLOP/s", scale=1e9, column=False),
     )
     headline = ("step_time_s", "tokens_per_s", "peak_memory_bytes")
 
@@ -242,6 +243,7 @@ class Train(Workload):
             "trainable_params": sum(v.size for _, v in tree_flatten(self.net.trainable_parameters())),
             "total_params": models.logical_parameter_count(self.net),
             "flops_per_step": self.flops_per_token * tokens,
+            "train_flop_per_s": self.flops_per_token * tokens / median,  # its MFU: results.roofline
         }
 
 
