@@ -32,7 +32,7 @@ MARKDOWN = (("model", "<"), ("size", ">"), ("params", ">"), ("backend", "<"), ("
             ("test", ">"), ("t/s", ">"))
 
 
-def test_name(n_prompt: int, n_gen: int, n_depth: int) -> str:
+def name_of_test(n_prompt: int, n_gen: int, n_depth: int) -> str:
     """llama-bench's name of a test: pp512, tg128, pp512+tg128, with ' @ d4096' at a depth."""
     parts = ([f"pp{n_prompt}"] if n_prompt else []) + ([f"tg{n_gen}"] if n_gen else [])
     return "+".join(parts) + (f" @ d{n_depth}" if n_depth else "")
@@ -115,7 +115,7 @@ def rows(run) -> tuple[list[str], list[dict]]:
         record = by_case[flat["case_id"]]
         theirs = row(record, run.env)
         if theirs["n_prompt"] is not None and theirs["n_gen"] is not None:
-            flat = {**flat, "test": test_name(theirs["n_prompt"], theirs["n_gen"], theirs["n_depth"] or 0),
+            flat = {**flat, "test": name_of_test(theirs["n_prompt"], theirs["n_gen"], theirs["n_depth"] or 0),
                     "prompt_cache": record.params.get("prompt_cache")}
         out.append({**theirs, **{k: v for k, v in flat.items() if k not in theirs}})
     extra = [c for c in ("test", "prompt_cache") if any(c in r for r in out)]

@@ -8,6 +8,7 @@ the calibration in ``env.json``.
 
 from __future__ import annotations
 
+import matplotlib
 from markupsafe import Markup
 
 from mlxbench.report import charts
@@ -65,7 +66,7 @@ def roofline_svg(points: list[tuple[str, int, float, float]], limits: roofline.C
                  variants: list[str]) -> str:
     """Intensity (FLOP/byte) against achieved FLOP/s, log–log, one point per case and phase
     ``(phase, variant index, intensity, flop_per_s)``, under the calibrated ceilings."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
     xs = [p[2] for p in points]
     low, high = min(xs) / 4, max(xs) * 4
     if limits.bytes_per_s and limits.flop_per_s:
@@ -85,7 +86,10 @@ def roofline_svg(points: list[tuple[str, int, float, float]], limits: roofline.C
         seen.add(label)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")  # not TeX: the page draws text as text
+    ax.xaxis.set_major_formatter(plain)
+    ax.yaxis.set_major_formatter(plain)
     ax.set_xlabel("Arithmetic intensity (FLOP per byte read)")
     ax.set_ylabel("Achieved GFLOP/s")
-    ax.legend(loc="best", fontsize=7)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7)
     return to_svg(fig)
