@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import statistics
 from pathlib import PurePath
 
@@ -51,6 +52,7 @@ def _timing(record) -> tuple[list[float], list[float] | None]:
     """Nanoseconds of each timed sample of the test (else of the step), and its t/s where a test."""
     m = record.metrics
     samples = samples_of(m.get("test_s")) or samples_of(m.get("step_time_s")) or []
+    samples = [s for s in samples if value_of(s) and s > 0]  # a hand-edited record may hold anything
     n_prompt, n_gen = _int(m.get("n_prompt")), _int(m.get("n_gen"))
     if not samples or n_prompt is None or n_gen is None or "test_s" not in m:
         return [s * 1e9 for s in samples], None
@@ -58,7 +60,7 @@ def _timing(record) -> tuple[list[float], list[float] | None]:
     return [s * 1e9 for s in samples], [tokens / s for s in samples]
 
 
-def _model(record, env: dict) -> dict:
+def _model(record) -> dict:
     params, m = record.params, record.metrics
     name = PurePath(str(params.get("model", ""))).name or "model"
     n_params = _int(m.get("model_n_params") or m.get("total_params"))
@@ -89,7 +91,7 @@ def row(record, env: dict) -> dict:
         "cpu_info": cpu.get("name"),
         "gpu_info": (mlx.get("device_info") or {}).get("device_name") if mlx.get("device") == "gpu" else "",
         "backends": f"MLX {mlx.get('backend', '?')}",
-        **_model(record, env),
+        **_model(record),
         "n_threads": blas.get("threads") or cpu.get("logical_cores"),
         "n_prompt": _int(m.get("n_prompt")),
         "n_gen": _int(m.get("n_gen")),
@@ -117,7 +119,9 @@ def rows(run) -> tuple[list[str], list[dict]]:
         if theirs["n_prompt"] is not None and theirs["n_gen"] is not None:
             flat = {**flat, "test": name_of_test(theirs["n_prompt"], theirs["n_gen"], theirs["n_depth"] or 0),
                     "prompt_cache": record.params.get("prompt_cache")}
-        out.append({**theirs, **{k: v for k, v in flat.items() if k not in theirs}})
+        merged = {**theirs, **{k: v for k, v in flat.items() if k not in theirs}}
+        # JSON and SQL have no infinity or NaN: a figure past a float's range is unknown.
+        out.append({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in merged.items()})
     extra = [c for c in ("test", "prompt_cache") if any(c in r for r in out)]
     return list(FIELDS + SAMPLE_FIELDS) + extra + [c for c in columns if c not in FIELDS], out
 
