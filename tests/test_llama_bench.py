@@ -24,10 +24,9 @@ repeat: 3
 defaults: {model: tiny, prompt_tokens: 8, generation_tokens: 4}
 variants:
   tg: {test: tg}
-  pp: {test: pp}
+  tg deep: {test: tg, depth: 32}
+  pp deep: {test: pp, depth: 32}
   pg, 2 sequences: {batch_size: 2}
-sweep:
-  depth: [0, 32]
 """
 # llama-bench's JSON fields (README, "JSON"), with the type each has there; the ones mlxbench fills.
 DOCUMENTED = {"build_commit": str, "cpu_info": str, "backends": str, "model_filename": str, "model_type": str,
@@ -67,7 +66,7 @@ def test_llama_bench_markdown_parses_with_its_columns_names_and_rates(run_dir, c
     rows = read_markdown_table(report(run_dir, "llama-bench", capsys))
     assert list(rows[0])[:5] == ["model", "size", "params", "backend", "threads"]
     assert list(rows[0])[-2:] == ["test", "t/s"] and "n_seq" in rows[0]
-    assert [r["test"] for r in rows] == ["tg4", "tg4 @ d32", "pp8", "pp8 @ d32", "pp8+tg4", "pp8+tg4 @ d32"]
+    assert [r["test"] for r in rows] == ["tg4", "tg4 @ d32", "pp8 @ d32", "pp8+tg4"]
     for r in rows:
         assert re.fullmatch(r"\d+\.\d\d ± \d+\.\d\d", r["t/s"]), r["t/s"]
         assert re.fullmatch(r"\d+\.\d\d (MiB|GiB)", r["size"]) and re.fullmatch(r"\d+\.\d\d [MB]", r["params"])
@@ -77,7 +76,7 @@ def test_llama_bench_markdown_parses_with_its_columns_names_and_rates(run_dir, c
 
 def test_json_has_llama_bench_documented_fields_with_their_types_and_consistent_samples(run_dir, capsys):
     data = json.loads(report(run_dir, "json", capsys))
-    assert len(data) == 6
+    assert len(data) == 4
     for entry in data:
         for field, kind in DOCUMENTED.items():
             assert isinstance(entry[field], kind), (field, entry[field])
@@ -106,9 +105,9 @@ def test_sql_loads_into_sqlite_and_answers_a_query(run_dir, capsys):
     db.executescript(report(run_dir, "sql", capsys))
     rows = db.execute("SELECT n_depth, avg_ts, n_prompt, variant FROM test WHERE n_gen > 0 AND n_prompt = 0 "
                       "ORDER BY n_depth").fetchall()
-    assert [(d, p, v) for d, _, p, v in rows] == [(0, 0, "tg"), (32, 0, "tg")]
+    assert [(d, p, v) for d, _, p, v in rows] == [(0, 0, "tg"), (32, 0, "tg deep")]
     assert all(isinstance(ts, float) and ts > 0 for _, ts, _, _ in rows)
-    assert db.execute("SELECT COUNT(*) FROM test").fetchone() == (6,)
+    assert db.execute("SELECT COUNT(*) FROM test").fetchone() == (4,)
 
 
 def test_llama_bench_table_of_a_run_without_generation_tests_is_one_line_exit_2(tmp_path):
