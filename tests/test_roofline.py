@@ -89,3 +89,14 @@ def test_a_run_calibrated_by_an_older_copy_says_its_shares_are_not_judged(calibr
     (old / "env.json").write_text(json.dumps(data))
     section = render_run(load_run(old)).split('id="roofline"')[1]
     assert "Shares not judged" in section and "measured a copy" in section
+
+
+def test_a_share_above_the_ceiling_and_a_busy_calibration_are_flagged_not_shown_plain(calibrated_run, tmp_path):
+    low = tmp_path / "low"
+    shutil.copytree(calibrated_run, low)
+    data = json.loads((low / "env.json").read_text())
+    data["calibration"].update(memory_read_gbps=1e-6, other_processes_cpu_share=0.6)
+    (low / "env.json").write_text(json.dumps(data))
+    section = render_run(load_run(low)).split('id="roofline"')[1].split('id="failed"')[0]
+    assert re.search(r'data-metric="bandwidth_utilisation">[\d.]+% ⚠ above the calibrated ceiling<', section)
+    assert "under-measured this machine" in section and "took 60% of the CPU while the ceilings" in section

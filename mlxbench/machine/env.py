@@ -140,11 +140,16 @@ def measure_read_bandwidth_gbps(megabytes: int = 256, budget_s: float = 1.0) -> 
 
 def measure_ceilings() -> dict:
     """The two ceilings a roofline needs: compute peak and read bandwidth, each with how it was measured."""
+    from mlxbench.machine.profiler import CpuContention
+
+    contention = CpuContention().start()
     reads = measure_read_bandwidth_gbps()
     best = max(reads, key=reads.get)
     return {
         "measured": True,
         "matmul_fp32_gflops": round(measure_matmul_gflops(), 1),
+        # A busy machine lowers both ceilings, and every share of them reads too high.
+        "other_processes_cpu_share": contention.share(),
         "matmul_method": MATMUL_METHOD,
         "memory_read_gbps": round(reads[best], 1),
         "memory_read_method": f"best of {', '.join(f'{k} {v:.1f} GB/s' for k, v in reads.items())}: "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlxbench.results.metrics import value_of
+from mlxbench.results.metrics import busy_machine_share, value_of
 
 FLOP_SUFFIX = "_flop_per_s"
 BYTES_SUFFIX = "_bytes_per_s"
@@ -25,6 +25,7 @@ class Ceilings:
     flop_method: str
     bytes_method: str
     missing: str = ""  # why a ceiling is absent
+    busy_share: float | None = None  # other processes' CPU share while calibrating, when high
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ def ceilings(env: dict) -> Ceilings:
                     bytes_per_s=None if reads is None else reads * 1e9,
                     flop_method=calibration.get("matmul_method", "fp32 matmul"),
                     bytes_method=calibration.get("memory_read_method", ""),
-                    missing="; ".join(missing))
+                    missing="; ".join(missing),
+                    busy_share=busy_machine_share(calibration))
 
 
 def phase_names(metric_names) -> list[str]:
