@@ -25,7 +25,7 @@ def _share(value: float | None) -> str:
     if value is None:
         return "—"
     # Above the ceiling: the calibration under-measured this machine; never shown as a plain figure.
-    return f"{value * 100:.1f}%" + (" ⚠ above the calibrated ceiling" if value > 1 else "")
+    return f"{value * 100:.1f}%" + (" ⚠" if value > 1 else "")
 
 
 def _giga(value: float | None) -> str:
@@ -60,7 +60,7 @@ def section(run) -> dict | None:
         "bandwidth": (f"{_giga(limits.bytes_per_s)} GB/s — {limits.bytes_method}" if limits.bytes_per_s else None),
         "missing": limits.missing,
         "busy": limits.busy_share,
-        "above": any("above" in r["mfu"] + r["bandwidth"] for r in rows),
+        "above": any("⚠" in r["mfu"] + r["bandwidth"] for r in rows),
     }
 
 
