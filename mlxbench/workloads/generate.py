@@ -304,7 +304,11 @@ class Generate(Workload):
 
         if self.shared is None:
             return self._filled_cache()
-        trim_prompt_cache(self.shared, self.shared[0].offset - self.plan.depth)
+        first = self.shared[0]
+        trim_prompt_cache(self.shared, getattr(first, "offset", 0) - self.plan.depth)
+        if getattr(first, "offset", None) != self.plan.depth:
+            raise ValueError(f"prompt_cache hit: mlx-lm cannot trim a {type(first).__name__} back to the "
+                             f"shared prefix of {self.plan.depth} tokens, so it cannot be reused")
         return self.shared
 
     def step(self) -> dict[str, float]:
