@@ -8,8 +8,8 @@ from validation import validation_errors
 from mlxbench.run import measure as loop
 from mlxbench.workloads import models
 from mlxbench.workloads.generate import Generate, generate, make_prompts
-from mlxbench.workloads.generation_costs import model_costs
-from mlxbench.workloads.generation_plan import Plan
+from mlxbench.workloads._generation_costs import model_costs
+from mlxbench.workloads._generation_plan import Plan
 
 SHORT = {"model": "tiny", "prompt_tokens": 12, "generation_tokens": 6}
 

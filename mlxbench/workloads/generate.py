@@ -20,8 +20,8 @@ teacher-forced over the same tokens, the prompt plus the unquantized model's own
 continuation, so position *i* of one is position *i* of the other.
 
 What a ``test`` (pp, tg, pg) at a ``depth``, with or without a prompt-cache hit, times and
-counts is defined once, for every implementation, in ``generation_plan``; what each
-phase costs in FLOPs and bytes in ``generation_costs``.
+counts is defined once, for every implementation, in ``_generation_plan``; what each
+phase costs in FLOPs and bytes in ``_generation_costs``.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from mlxbench.workloads import models
 from mlxbench.results.metrics import PEAK_MEMORY, Metric, memory, rate, timing
 from mlxbench.workloads.base import Param, Workload, register
 from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
-from mlxbench.workloads.generation_costs import model_costs
-from mlxbench.workloads.generation_plan import PROMPT_CACHE, TESTS, Plan
+from mlxbench.workloads._generation_costs import model_costs
+from mlxbench.workloads._generation_plan import PROMPT_CACHE, TESTS, Plan
 
 KV_BITS = (4, 8)
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlxbench.workloads.generation_costs import ModelCosts, forward_passes
+from mlxbench.workloads._generation_costs import ModelCosts, forward_passes
 
 TESTS = ("pp", "tg", "pg")
 PROMPT_CACHE = ("hit", "miss")
