@@ -9,6 +9,7 @@ the same BLAS (a plain ``python -m mlx_lm benchmark`` on Linux runs on the mlx w
 reference BLAS, ~50x slower at matmul), and each prints the BLAS it used.
 
     .venv/bin/python benchmarks/generate_vs_mlx_lm.py [--model small] [-p 256] [-g 128] [--rounds 3]
+        [--depths 0,1024,4096]
 
 Both sides count as mlx-lm counts: prefill tokens/s is prompt tokens over the time to the
 first generated token, decode tokens/s is generated tokens over the time from the first to
@@ -17,6 +18,11 @@ the last. The figure of each side is the median over all its trials.
 Exit status 1 when the two disagree by more than --tolerance (5%), when mlxbench is slower
 than mlx-lm by more than the noise (the wider half-spread, p10–p90, of the two), or when
 that noise is itself wider than the tolerance, so agreement cannot be shown.
+
+``--depths``: mlx-lm's benchmark has no context depth, so deeper contexts are mlxbench's alone:
+its ``tg`` test (decode only, llama-bench's) at each depth, in fresh processes, alternating
+depths round after round. Exit status 1 unless decode falls as the depth grows (each deeper
+median below the shallower one) and every record's ``n_depth`` says the depth asked for.
 """
 
 from __future__ import annotations
@@ -68,16 +74,32 @@ def measure_mlxbench(args) -> dict[str, list[float]]:
             "decode": [args.generation_tokens / s["decode_s"] for s in steps]}
 
 
+def measure_depth(args) -> dict[str, list[float]]:
+    """mlxbench's tg test at ``args.depth``, through the measurement loop every case runs in."""
+    from mlxbench.run import measure as loop
+    from mlxbench.workloads.generate import Generate
+
+    params = {**Generate.defaults(), "model": args.model_dir, "test": "tg", "depth": args.depth,
+              "generation_tokens": args.generation_tokens}
+    figures = loop.measure(Generate(params, seed=0), warmup=1, repeat=args.trials).metrics
+    return {"decode": [args.generation_tokens / s for s in figures["decode_s"]["samples"]],
+            "n_depth": figures["n_depth"]}
+
+
 def child(args) -> None:
     from mlxbench.machine import blas
 
-    rates = (measure_mlx_lm if args.side == "mlx-lm" else measure_mlxbench)(args)
+    if args.depth is not None:
+        rates = measure_depth(args)
+    else:
+        rates = (measure_mlx_lm if args.side == "mlx-lm" else measure_mlxbench)(args)
     print("RESULT " + json.dumps({**rates, "blas": blas.load().name}))
 
 
-def run_side(args, side: str) -> dict:
+def run_side(args, side: str, depth: int | None = None) -> dict:
     command = [sys.executable, __file__, "--side", side, "--model-dir", args.model_dir,
                "-p", str(args.prompt_tokens), "-g", str(args.generation_tokens), "--trials", str(args.trials)]
+    command += [] if depth is None else ["--depth", str(depth)]
     out = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if out.returncode or not lines:
@@ -122,6 +144,28 @@ def compare(args) -> int:
     return 1 if failed else 0
 
 
+def compare_depths(args) -> int:
+    """mlxbench's decode (tg) at each depth: does it fall as the context deepens?"""
+    depths = sorted(args.depths)
+    print(f"decode only (tg{args.generation_tokens}) at depths {', '.join(map(str, depths))}: "
+          f"{args.rounds} rounds × {args.trials} trials, alternating")
+    rates: dict[int, list[float]] = {d: [] for d in depths}
+    failed = False
+    for round_index in range(args.rounds):
+        for depth in depths if round_index % 2 == 0 else depths[::-1]:
+            result = run_side(args, "mlxbench", depth)
+            rates[depth] += result["decode"]
+            if result["n_depth"] != depth:
+                print(f"  the record's n_depth is {result['n_depth']}, not {depth}")
+                failed = True
+    medians = [statistics.median(rates[d]) for d in depths]
+    for depth, median in zip(depths, medians):
+        print(f"  tg{args.generation_tokens} @ d{depth}: {median:8.1f} tokens/s (noise ±{half_spread(rates[depth]):.1%})")
+    falling = all(deeper < shallower for shallower, deeper in zip(medians, medians[1:]))
+    print(f"decode {'falls' if falling else 'does NOT fall'} as the depth grows")
+    return 1 if failed or not falling else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="small", help="preset written to a temporary model directory")
@@ -131,18 +175,28 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=3, help="timed generations per process (mlx-lm's -n)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tolerance", type=float, default=0.05, help="largest relative disagreement")
+    parser.add_argument("--depths", type=lambda text: [int(d) for d in text.split(",")], default=None,
+                        help="also: mlxbench's decode at these context depths (comma-separated), e.g. 0,1024,4096")
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--depth", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
         child(args)
         return 0
     if args.model_dir:
-        return compare(args)
+        return both(args)
     from mlxbench.workloads import models
 
     with tempfile.TemporaryDirectory(prefix="mlxbench-generate-") as tmp:
         args.model_dir = str(models.write_model_dir(args.model, Path(tmp) / args.model, seed=0))
-        return compare(args)
+        return both(args)
+
+
+def both(args) -> int:
+    status = compare(args)
+    if args.depths:
+        status = max(status, compare_depths(args))
+    return status
 
 
 if __name__ == "__main__":

@@ -269,7 +269,8 @@ def test_a_suite_with_a_rejected_combination_fails_in_one_line_naming_the_key(tm
     assert "group_size" in line and "expected a divisor" in line and "got 128" in line
 
 
-@pytest.mark.parametrize("suite", ["suites/generation.yaml", "suites/quantization.yaml"])
+@pytest.mark.parametrize("suite", ["suites/generation.yaml", "suites/quantization.yaml",
+                                   "suites/long-context.yaml"])
 @pytest.mark.parametrize("profile", ["full", "quick"])
 def test_shipped_suite_is_valid(suite, profile):
     out = mlxbench("run", str(ROOT / suite), "--profile", profile, "--dry-run")

@@ -6,6 +6,7 @@ import json
 
 from mlxbench.machine import blas
 from mlxbench.machine.env import all_notes, capture
+from mlxbench.results.metrics import busy_machine_share
 
 
 def format_text(env: dict) -> str:
@@ -29,9 +30,12 @@ def format_text(env: dict) -> str:
     if cal := env.get("calibration"):
         lines += [
             "Calibration (measured now):",
-            f"  fp32 matmul      {cal['matmul_fp32_gflops']:.1f} GFLOP/s",
-            f"  memory bandwidth {cal['memory_bandwidth_gbps']:.1f} GB/s",
+            f"  compute peak     {cal['matmul_fp32_gflops']:.1f} GFLOP/s  ({cal['matmul_method']})",
+            f"  read bandwidth   {cal['memory_read_gbps']:.1f} GB/s  ({cal['memory_read_method']})",
         ]
+        if busy_machine_share(cal):
+            lines.append(f"  BUSY MACHINE: other processes took {cal['other_processes_cpu_share']:.0%} of the CPU "
+                         f"while calibrating: both ceilings read low")
     return "\n".join(lines)
 
 

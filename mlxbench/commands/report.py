@@ -1,4 +1,5 @@
-"""``mlxbench report RUN``: render a run's records as one self-contained HTML file, Markdown or CSV.
+"""``mlxbench report RUN``: render a run's records as one self-contained HTML file, Markdown, CSV, or
+llama-bench's formats (its markdown table, JSON, JSON lines, SQL).
 
 Nothing is re-run: the figures are the ones the run recorded.
 """
@@ -12,12 +13,17 @@ from pathlib import Path
 from mlxbench.errors import UserError
 from mlxbench.results.run import load_run
 
+LLAMA_BENCH_FORMATS = ("llama-bench", "json", "jsonl", "sql")
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("run", metavar="RUN",
                         help="a run directory (results/<suite>/<run id>) or a pytest-benchmark --benchmark-json file")
-    parser.add_argument("--format", choices=("html", "md", "csv"), default="html",
-                        help="html (default): a file under reports/; md and csv: printed, or written to --out")
+    parser.add_argument("--format", choices=("html", "md", "csv", *LLAMA_BENCH_FORMATS), default="html",
+                        help="html (default): a file under reports/; md: the savings tables; llama-bench: "
+                             "llama-bench's markdown table; csv, json, jsonl, sql: every case with llama-bench's "
+                             "field names where one exists, then mlxbench's own. All but html: printed, or "
+                             "written to --out")
     parser.add_argument("--out", metavar="PATH", help="where to write (default for html: reports/<suite>-<run id>.html)")
     parser.add_argument("--compare", metavar="NEW", help="add a comparison with another run (html only)")
     parser.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
@@ -30,9 +36,11 @@ def main(args) -> int:
     if args.format == "md":
         from mlxbench.report.text import to_markdown
         return _emit(to_markdown(run), args.out)
-    if args.format == "csv":
-        from mlxbench.report.text import to_csv
-        return _emit(to_csv(run), args.out)
+    if args.format == "csv" or args.format in LLAMA_BENCH_FORMATS:
+        from mlxbench.report import llama_bench
+        writer = {"csv": llama_bench.to_csv, "llama-bench": llama_bench.to_markdown, "json": llama_bench.to_json,
+                  "jsonl": llama_bench.to_jsonl, "sql": llama_bench.to_sql}[args.format]
+        return _emit(writer(run), args.out)
 
     out = write_html(run, args.out, compare=args.compare, threshold=args.threshold)
     print(out)

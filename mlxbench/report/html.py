@@ -16,6 +16,7 @@ from mlxbench.report import charts, tables
 from mlxbench.report import distributed as across_processes
 from mlxbench.report import comparison as comparison_text
 from mlxbench.report import memory as memory_truth
+from mlxbench.report import roofline
 from mlxbench.results import metrics as m
 from mlxbench.results.record import latest_by_case
 from mlxbench.stats import UNSTABLE_SPREAD
@@ -243,6 +244,7 @@ def render_run(run, comparison: dict | None = None, compare_label: str = "") -> 
         compare_changes=_compare_rows(comparison, significant_only=True) if comparison else [],
         compare_summary=_compare_summary(comparison) if comparison else "",
         started=min((r.started_at for r in run.records), default=""),
+        roofline=roofline.section(run),
     )
 
 

@@ -264,7 +264,9 @@ def env_rows(env: dict) -> list[tuple[str, str]]:
     calibration = env.get("calibration") or {}
     if calibration.get("matmul_fp32_gflops") is not None:
         rows.append(("Calibration", f"{calibration['matmul_fp32_gflops']} GFLOP/s fp32 matmul, "
-                                    f"{calibration.get('memory_bandwidth_gbps', '?')} GB/s copy"))
+                                    + (f"{calibration['memory_read_gbps']} GB/s read ({calibration.get('memory_read_method', '')})"
+                                       if "memory_read_gbps" in calibration else
+                                       f"{calibration.get('memory_bandwidth_gbps', '?')} GB/s copy")))
     rows += [("Note", note) for note in [*(env.get("notes") or []), *((env.get("blas") or {}).get("notes") or [])]]
     rows += [("Host", env.get("hostname") or "?"), ("Captured", env.get("captured_at") or "?"),
              ("Environment id", env.get("env_id") or "?")]

@@ -58,6 +58,16 @@ def to_markdown(run) -> str:
 
 def to_csv(run) -> str:
     """One row per case: identity, sweep point, status, and every metric (timings as median, p10, p90)."""
+    columns, rows = flat_rows(run)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def flat_rows(run) -> tuple[list[str], list[dict]]:
+    """The column names and one flat mapping per case (latest record) that to_csv writes."""
     records = latest_by_case(run.records)
     axes = list(dict.fromkeys(k for r in records for k in r.sweep))
     columns: list[str] = []
@@ -68,9 +78,7 @@ def to_csv(run) -> str:
             columns += [n for n in names if n not in columns]
     head = ["suite", "run_id", "case_id", "variant", *axes, "status", "reason", "is_baseline",
             "equivalent", "leaking"]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=head + columns, lineterminator="\n")
-    writer.writeheader()
+    rows = []
     for r in records:
         row = {"suite": r.suite, "run_id": r.run_id, "case_id": r.case_id, "variant": r.variant, **r.sweep,
                "status": r.status, "reason": r.reason, "is_baseline": r.is_baseline,
@@ -80,5 +88,5 @@ def to_csv(run) -> str:
                 row.update({f"{name}_{k}": figure.get(k) for k in ("median", "p10", "p90", "unstable")})
             elif value_of(figure) is not None or isinstance(figure, (str, bool)):
                 row[name] = figure
-        writer.writerow(row)
-    return out.getvalue()
+        rows.append(row)
+    return head + [c for c in columns if c not in head], rows

@@ -18,6 +18,10 @@ A quantized case also says what the saving costs: KL divergence and top-1 agreem
 next-token distributions against the unquantized model's (same seed, same dtype), both
 teacher-forced over the same tokens, the prompt plus the unquantized model's own greedy
 continuation, so position *i* of one is position *i* of the other.
+
+What a ``test`` (pp, tg, pg) at a ``depth``, with or without a prompt-cache hit, times and
+counts is defined once, for every implementation, in ``_generation_plan``; what each
+phase costs in FLOPs and bytes in ``_generation_costs``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from mlxbench.workloads import _memory_settings as memory_settings
 from mlxbench.results.metrics import PEAK_MEMORY, Metric, memory, rate, timing
 from mlxbench.workloads.base import Param, Workload, register
 from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
+from mlxbench.workloads._generation_costs import model_costs
+from mlxbench.workloads._generation_plan import PROMPT_CACHE, TESTS, Plan
 
 KV_BITS = (4, 8)
 
@@ -50,6 +56,7 @@ class Generation:
     ttft_s: float  # start of the generation → first token on the host
     prefill_s: float  # first model call → first token on the host
     decode_s: float  # first token → last token on the host
+    total_s: float  # start of the generation → last token on the host
 
 
 def make_prompts(vocab_size: int, batch_size: int, prompt_tokens: int, seed: int) -> mx.array:
@@ -81,8 +88,12 @@ def _kv_quantizer(kv_bits: int | None, kv_group_size: int):
 
 
 def generate(model: nn.Module, prompts: mx.array, generation_tokens: int, prefill_step_size: int = 2048,
-             kv_bits: int | None = None, kv_group_size: int = 64) -> Generation:
-    """Greedy generation of ``generation_tokens`` tokens for every row of ``prompts`` (batch, length)."""
+             kv_bits: int | None = None, kv_group_size: int = 64, cache: list | None = None) -> Generation:
+    """Greedy generation of ``generation_tokens`` tokens for every row of ``prompts`` (batch, length).
+
+    ``cache``: a prompt cache that already holds context (a depth, a shared prefix) which the
+    prompts continue; None: a fresh one, made inside the timed span as mlx-lm does.
+    """
     from mlx_lm.generate import generation_stream, wired_limit
     from mlx_lm.models.cache import make_prompt_cache
 
@@ -96,7 +107,7 @@ def generate(model: nn.Module, prompts: mx.array, generation_tokens: int, prefil
 
     with wired_limit(model, [generation_stream]), mx.stream(generation_stream):
         start = time.perf_counter()
-        cache = make_prompt_cache(model)
+        cache = make_prompt_cache(model) if cache is None else cache
         prefill_start = time.perf_counter()
         _prefill(model, cache, prompts[:, :-1], prefill_step_size, quantize_kv)
         y = next_token(prompts[:, -1:], cache)
@@ -117,7 +128,7 @@ def generate(model: nn.Module, prompts: mx.array, generation_tokens: int, prefil
                 tokens.append(y)
         end = time.perf_counter()
     return Generation(tokens=mx.stack(tokens, axis=1), ttft_s=first - start,
-                      prefill_s=first - prefill_start, decode_s=end - first)
+                      prefill_s=first - prefill_start, decode_s=end - first, total_s=end - start)
 
 
 def continuation_logprobs(model: nn.Module, sequence: mx.array, prompt_tokens: int,
@@ -189,6 +200,11 @@ class Generate(Workload):
         Param("generation_tokens", int, 128, minimum=2,
               help="tokens decoded per sequence, end-of-sequence ignored (at least 2: one after the first)"),
         Param("batch_size", int, 1, minimum=1, help="sequences generated together"),
+        Param("test", str, "pg", choices=TESTS,
+              help="llama-bench's test: pp prefill only, tg decode only, pg both"),
+        Param("depth", int, 0, minimum=0, help="tokens already in the KV cache before the test, filled untimed"),
+        Param("prompt_cache", str, None, nullable=True, choices=PROMPT_CACHE,
+              help="hit: the depth is a shared prefix in a reused prompt cache; miss: it is prefilled, timed"),
         *QUANTIZATION_PARAMS,
         Param("kv_bits", int, None, nullable=True, choices=KV_BITS,
               help="null: full-precision KV cache; bits: mlx-lm's quantized KV cache from the first token"),
@@ -214,6 +230,21 @@ class Generate(Workload):
              column=False),
         timing("decode_s", "Decode (s)", column=False),
         timing("prefill_s", "Prefill (s)", column=False, judged=False, note="judged through TTFT"),
+        timing("test_s", "Test Time (s)", column=False, judged=False,
+               note="llama-bench's test span: judged through TTFT and decode"),
+        rate("prefill_flop_per_s", "Prefill GFLOP/s (all sequences)", of="ttft_s", unit="GFLOP/s",
+             scale=1e9, column=False),
+        rate("prefill_bytes_per_s", "Prefill GB/s (all sequences)", of="ttft_s", unit="GB/s",
+             scale=1e9, column=False),
+        rate("decode_flop_per_s", "Decode GFLOP/s (all sequences)", of="decode_s", unit="GFLOP/s",
+             scale=1e9, column=False),
+        rate("decode_bytes_per_s", "Decode GB/s read (all sequences)", of="decode_s", unit="GB/s",
+             scale=1e9, column=False),
+        Metric("n_prompt", "Prompt Tokens (timed)", column=False),
+        Metric("n_gen", "Generated Tokens", column=False),
+        Metric("n_depth", "Context Depth (tokens)", column=False),
+        Metric("n_seq", "Sequences", column=False),
+        Metric("model_n_params", "Parameters", column=False),
         timing("step_time_s", "End to End (s)", column=False),
         timing("end_to_end_s", "End to End (s)", column=False, judged=False, note="the step time's median"),
         *RANK_METRICS,
@@ -227,22 +258,32 @@ class Generate(Workload):
         if params.get("kv_bits") is not None:
             if (problem := check_kv_quantization(params["model"], params["kv_bits"], params["kv_group_size"])) is not None:
                 errors.append(("kv_bits", problem))
+        # At depth 0 nothing is shared: a hit and a miss are the same test, kept so a depth sweep can start at 0.
+        if params.get("prompt_cache") is not None and params["test"] == "tg":
+            errors.append(("prompt_cache", "expected test pp or pg with a prompt cache (it saves prefill), got tg"))
         return errors + sharding_errors(params)
 
     def setup(self) -> None:
         p = self.p
+        self.plan = Plan.of(p)
         memory_settings.apply(self)
-        self.net, config = models.build(p["model"], self.seed, p["dtype"])
+        self.net, self.config = models.build(p["model"], self.seed, p["dtype"])
         dp.shard_model(self.net, dp.group(p))
-        self.prompts = make_prompts(_vocab_size(config), p["batch_size"], p["prompt_tokens"], self.seed)
+        # Row i's tokens depend only on (seed, i): the context first, then the timed prompt.
+        tokens = make_prompts(_vocab_size(self.config), p["batch_size"], self.plan.depth + self.plan.fed, self.seed)
+        self.context, self.prompts = tokens[:, : self.plan.depth], tokens[:, self.plan.depth:]
         self.quality: dict[str, float] = {}
         self.unquantized_size_bytes = model_size_bytes(self.net)
-        if p["quantization"] is None and p["kv_bits"] is None:
-            return
-        # The price of the saving, untimed: the unquantized model's logits first, then the
-        # quantized model's on the same tokens. Measured on the first sequence, the same for
-        # every batch size.
-        prompt = self.prompts[:1]
+        self.n_params = models.logical_parameter_count(self.net)
+        if p["quantization"] is not None or p["kv_bits"] is not None:
+            self._measure_quality()
+        self.shared = self._filled_cache() if p["prompt_cache"] == "hit" else None
+
+    def _measure_quality(self) -> None:
+        """The price of the saving, untimed: the unquantized model's logits first, then the quantized
+        model's on the same tokens. Measured on the first sequence's prompt, the same for every batch size."""
+        p = self.p
+        prompt = make_prompts(_vocab_size(self.config), 1, p["prompt_tokens"], self.seed)
         continuation = generate(self.net, prompt, p["generation_tokens"], p["prefill_step_size"]).tokens
         sequence = mx.concatenate([prompt, continuation.astype(prompt.dtype)], axis=1)
         reference = continuation_logprobs(self.net, sequence, p["prompt_tokens"], p["prefill_step_size"])
@@ -254,23 +295,47 @@ class Generate(Workload):
         del reference, measured
         mx.clear_cache()
 
+    def _filled_cache(self) -> list | None:
+        """A cache holding the context (the depth), filled untimed; None at depth 0."""
+        from mlx_lm.models.cache import make_prompt_cache
+
+        if not self.plan.depth:
+            return None
+        p = self.p
+        cache = make_prompt_cache(self.net)
+        _prefill(self.net, cache, self.context, p["prefill_step_size"], _kv_quantizer(p["kv_bits"], p["kv_group_size"]))
+        return cache
+
+    def _context_cache(self) -> list | None:
+        """The cache the timed test starts from: the shared prefix trimmed back to itself, or a fresh fill."""
+        from mlx_lm.models.cache import trim_prompt_cache
+
+        if self.shared is None:
+            return self._filled_cache()
+        first = self.shared[0]
+        trim_prompt_cache(self.shared, getattr(first, "offset", 0) - self.plan.depth)
+        if getattr(first, "offset", None) != self.plan.depth:
+            raise ValueError(f"prompt_cache hit: mlx-lm cannot trim a {type(first).__name__} back to the "
+                             f"shared prefix of {self.plan.depth} tokens, so it cannot be reused")
+        return self.shared
+
     def step(self) -> dict[str, float]:
         p = self.p
-        g = generate(self.net, self.prompts, p["generation_tokens"], p["prefill_step_size"],
-                     p["kv_bits"], p["kv_group_size"])
+        cache = self._context_cache()
+        g = generate(self.net, self.prompts, self.plan.steps_generated, p["prefill_step_size"],
+                     p["kv_bits"], p["kv_group_size"], cache=cache)
         memory_settings.clear_cache(p)
-        return {"ttft_s": g.ttft_s, "prefill_s": g.prefill_s, "decode_s": g.decode_s}
+        return self.plan.phases(g.ttft_s, g.prefill_s, g.decode_s, g.total_s)
 
     def metrics(self, timed: dict[str, dict]) -> dict[str, Any]:
         from mlx_lm.utils import compute_bits_per_weight
 
         p = self.p
-        batch, prompt, generated = p["batch_size"], p["prompt_tokens"], p["generation_tokens"]
-        decode_s = timed["decode_s"]["median"]
+        costs = model_costs(self.net, self.config, p["dtype"], p["kv_bits"], p["kv_group_size"])
         figures = {
-            "prefill_tokens_per_s": batch * prompt / timed["ttft_s"]["median"],
-            "decode_tokens_per_s": generated / decode_s,
-            "decode_tokens_per_s_total": batch * generated / decode_s,
+            **self.plan.figures(timed, costs),
+            **self.plan.counts(),
+            "model_n_params": self.n_params,
             "model_size_bytes": model_size_bytes(self.net),
             "bits_per_weight": compute_bits_per_weight(self.net),
             "compression_ratio": self.unquantized_size_bytes / model_size_bytes(self.net),

@@ -128,6 +128,7 @@ class Train(Workload):
         Metric("flops_per_step", "GFLOP/step", "GFLOP", scale=1e9, column=False),
         *dp.COMMUNICATION_METRICS,
         *RANK_METRICS,
+        rate("train_flop_per_s", "Achieved GFLOP/s", of="step_time_s", unit="GFLOP/s", scale=1e9, column=False),
     )
     headline = ("step_time_s", "tokens_per_s", "peak_memory_bytes")
 
@@ -266,6 +267,7 @@ class Train(Workload):
             "total_params": models.logical_parameter_count(self.net),
             "flops_per_step": self.flops_per_token * tokens,
             **dp.communication_figures(self.net.trainable_parameters(), self.group, 3, median),
+            "train_flop_per_s": self.flops_per_token * tokens / median,  # its MFU: results.roofline
         }
 
 
