@@ -14,6 +14,7 @@ from markupsafe import Markup
 import mlxbench
 from mlxbench.report import charts, tables
 from mlxbench.report import comparison as comparison_text
+from mlxbench.report import estimate as estimate_report
 from mlxbench.results import metrics as m
 from mlxbench.results.record import latest_by_case
 from mlxbench.stats import UNSTABLE_SPREAD
@@ -227,6 +228,7 @@ def render_run(run, comparison: dict | None = None, compare_label: str = "") -> 
         pareto_caption=" against ".join(_labels(table_list[0], _memory_metric(table_list[0]),
                                                 _time_metric(table_list[0]))) if table_list else "",
         failed=tables.failed_cases(run.records),
+        estimate_section=estimate_report.section(run.records),
         env_rows=tables.env_rows(run.env),
         command=reproduce_command(run),
         comparison=comparison,

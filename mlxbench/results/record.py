@@ -50,6 +50,9 @@ class Record:
     started_at: str = ""
     duration_s: float | None = None
     non_finite: list = field(default_factory=list)  # figures stored as null: they were NaN or infinite
+    # The peak memory estimated before the case ran (mlxbench.estimate): {"peak_bytes", "parts",
+    # "calibrated", "basis", …}, or {"peak_bytes": null, "reason"}; None in records written before it.
+    estimate: dict | None = None
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self):

@@ -1,0 +1,137 @@
+"""The memory estimate against MLX's measured peak, across models, batch, sequence, GC,
+micro-batching, LoRA/full, quantized bases and generation settings.
+
+MLX's peak memory is deterministic (it counts the bytes MLX allocates, not time), so this
+test does not depend on the machine's load. Each case runs one step in-process through the
+worker's own loop. Run this file as a script to print the table of every case's error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+import mlxbench  # noqa: F401  (BLAS before mlx.core)
+import mlx.core as mx
+
+from mlxbench.estimate import calibrate
+from mlxbench.estimate.model import estimate
+from mlxbench.run import measure as loop
+from mlxbench.workloads import get
+
+TOLERANCE = 0.10  # relative, for peaks above FLOOR_BYTES (README: "Will it fit")
+FLOOR_BYTES = 100e6
+QWEN2_CONFIG = dict(model_type="qwen2", hidden_size=256, num_hidden_layers=4, intermediate_size=704,
+                    num_attention_heads=8, num_key_value_heads=2, vocab_size=16384, rms_norm_eps=1e-6,
+                    rope_theta=1000000.0, max_position_embeddings=32768, tie_word_embeddings=True)
+QWEN2 = "qwen2"  # replaced by the directory written for it
+
+TRAIN = dict(model="small", batch_size=4, seq_length=128)
+CASES = [
+    ("train", TRAIN),
+    ("train", {**TRAIN, "batch_size": 8, "seq_length": 64}),
+    ("train", {**TRAIN, "batch_size": 2, "seq_length": 256}),
+    ("train", {**TRAIN, "batch_size": 8, "gradient_checkpointing": True}),
+    ("train", {**TRAIN, "batch_size": 8, "micro_batch_size": 2}),
+    ("train", {**TRAIN, "dtype": "bfloat16"}),
+    ("train", {**TRAIN, "optimizer": "sgd", "compile": False}),
+    ("train", {**TRAIN, "batch_size": 8, "lora": {}}),
+    ("train", {**TRAIN, "batch_size": 8, "lora": {"layers": 2}}),
+    ("train", {**TRAIN, "batch_size": 8, "lora": {}, "quantization": 4}),
+    ("train", {**TRAIN, "batch_size": 8, "lora": {}, "gradient_checkpointing": True}),
+    ("train", {**TRAIN, "batch_size": 8, "lora": {"rank": 16}, "micro_batch_size": 4}),
+    ("train", {"model": "tiny", "batch_size": 4, "seq_length": 64}),
+    ("train", {"model": QWEN2, "batch_size": 4, "seq_length": 128}),
+    ("train", {"model": QWEN2, "batch_size": 8, "seq_length": 128, "lora": {}, "gradient_checkpointing": True}),
+    ("generate", dict(model="small", batch_size=1, prompt_tokens=512, generation_tokens=8)),
+    ("generate", dict(model="small", batch_size=4, prompt_tokens=512, generation_tokens=8, kv_bits=4)),
+    ("generate", dict(model="small", batch_size=4, prompt_tokens=1024, generation_tokens=8, prefill_step_size=256)),
+    ("generate", dict(model="small", batch_size=2, prompt_tokens=256, generation_tokens=8, quantization=4)),
+    ("generate", dict(model=QWEN2, batch_size=2, prompt_tokens=512, generation_tokens=8)),
+    ("load", dict(model="small")),
+    ("load", dict(model="small", quantization=4)),
+]
+
+
+@lru_cache(maxsize=1)
+def qwen2_dir() -> str:
+    """A qwen2-shaped model directory (random weights), written once per session."""
+    import importlib
+    import tempfile
+
+    from mlx_lm.utils import save_config, save_model
+
+    path = Path(tempfile.mkdtemp(prefix="mlxbench-qwen2-"))
+    arch = importlib.import_module("mlx_lm.models.qwen2")
+    mx.random.seed(0)
+    net = arch.Model(arch.ModelArgs.from_dict(QWEN2_CONFIG))
+    mx.eval(net.parameters())
+    save_model(path, net)
+    save_config(dict(QWEN2_CONFIG), config_path=path / "config.json")
+    return str(path)
+
+
+def resolved(params: dict) -> dict:
+    return {**params, "model": qwen2_dir()} if params.get("model") == QWEN2 else params
+
+
+def measured_peak(workload: str, params: dict) -> int:
+    """MLX's peak over one step after one untimed one, as the worker measures it."""
+    cls = get(workload)
+    wl = cls({**cls.defaults(), **params}, seed=0)
+    try:
+        return loop.measure(wl, warmup=1, repeat=1).peak_memory_bytes
+    finally:
+        wl.teardown()
+        mx.clear_cache()
+
+
+@lru_cache(maxsize=1)
+def sweep() -> list[tuple[str, dict, int, int]]:
+    """(workload, params, estimated, measured) of every case."""
+    rows = []
+    for workload, params in CASES:
+        params = resolved(params)
+        rows.append((workload, params, estimate(workload, params).peak_bytes, measured_peak(workload, params)))
+    return rows
+
+
+def error(estimated: int, measured: int) -> float:
+    return (estimated - measured) / measured
+
+
+def test_estimate_is_within_tolerance_of_measured_peak():
+    rows = sweep()
+    judged = [(w, p, e, m) for w, p, e, m in rows if m > FLOOR_BYTES]
+    assert len(judged) >= len(rows) - 2, "the sweep must judge its cases, not skip them as too small"
+    off = [f"{w} {p}: estimated {e / 1e6:.0f} MB, measured {m / 1e6:.0f} MB ({error(e, m):+.1%})"
+           for w, p, e, m in judged if abs(error(e, m)) > TOLERANCE]
+    assert not off, "\n".join(off)
+
+
+def test_calibration_refits_constants_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLXBENCH_CACHE", str(tmp_path))
+    rows = [(p, m) for w, p, _, m in sweep() if w == "train"]
+    assert not estimate("train", rows[0][0]).calibrated
+    constants = calibrate.fit("train", rows)
+    calibrate.save("env123", "train", constants, "test", len(rows))
+    mine = calibrate.calibrated_estimate("train", rows[0][0], "env123")
+    other = calibrate.calibrated_estimate("train", rows[0][0], "another-env")
+    assert mine.calibrated and "env123" in mine.basis and mine.constants == constants
+    assert not other.calibrated and "not calibrated" in other.basis
+    # Fitted to these very rows, the calibrated model is at least as close as the defaults on the whole.
+    def total(constant_set):
+        return sum(abs(error(estimate("train", p, constant_set).peak_bytes, m)) for p, m in rows)
+    assert total(constants) <= total(None) + 1e-9
+
+
+if __name__ == "__main__":
+    for workload, params, estimated, measured in sweep():
+        print(f"{error(estimated, measured):+7.1%}  est {estimated / 1e6:7.1f} MB  meas {measured / 1e6:7.1f} MB  "
+              f"{workload} {json.dumps({k: v for k, v in params.items() if k != 'model' or len(v) < 20})}")
+    if "--dump" in sys.argv:
+        Path(sys.argv[-1]).write_text(json.dumps([[w, p, m] for w, p, _, m in sweep()]))
