@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from mlxbench.errors import UserError
-from mlxbench.estimate.case import estimate_or_reason
+from mlxbench.estimate.case import current_env_id, estimate_or_reason
 from mlxbench.estimate.model import gb, weights_bytes
 from mlxbench.results import store
 from mlxbench.results.record import latest_by_case
@@ -40,6 +40,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per candidate (default 1)")
     parser.add_argument("--repeat", type=int, default=3, help="timed steps per candidate (default 3)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per candidate (default 600)")
+    parser.add_argument("--max-batch", type=int, default=advisor.MAX_BATCH,
+                        help=f"largest batch size to try (default {advisor.MAX_BATCH})")
     parser.add_argument("--no-rules-of-thumb", action="store_true",
                         help="do not measure what the rules of thumb would have picked")
     parser.add_argument("--out", default="results", help="results root (default: results)")
@@ -160,14 +162,13 @@ def main(args) -> int:
     problems = [f"{k}: {v}" for k, v in suite.workload_cls.check({**suite.workload_cls.defaults(), **fixed})]
     if problems:
         raise UserError(f"--set: {problems[0]}")
+    check_possible(args.workload, fixed, families, estimator(args.workload, fixed, current_env_id()), budget)
     with open_run_dir(suite, args.out, args.resume) as run_dir:
         env_id = record_environment(run_dir, calibrate=False)
         estimate = estimator(args.workload, fixed, env_id)
-        check_possible(args.workload, fixed, families, estimate, budget)
         measurer = Measurer(suite, run_dir, env_id, space.objective)
-        search = advisor.Search(space, families, budget, args.margin, estimate, measurer)
+        search = advisor.Search(space, families, budget, args.margin, estimate, measurer, max_batch=args.max_batch)
         best = search.run()
-        search.searched = sum(t.measured for t in search.trials.values())
         rules = {} if args.no_rules_of_thumb else fit_output.measure_rules(
             args.workload, search, measurer, fixed, budget)
     return fit_output.report(args, search, best, rules, run_dir, measurer)

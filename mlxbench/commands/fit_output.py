@@ -46,7 +46,7 @@ def _row(t: advisor.Trial) -> str:
     error = (f"{(t.estimate_bytes - t.mlx_peak_bytes) / t.mlx_peak_bytes:+.0%}"
              if t.estimate_bytes and t.mlx_peak_bytes else "—")
     tags = f"  [{', '.join(t.tags)}]" if t.tags else ""
-    return (f"  {_label(t.settings):<70} {t.status[:40]:<40} {speed:>10}  est {gb(t.estimate_bytes):>8}  "
+    return (f"  {_label(t.settings):<64} {t.status[:36]:<8} {speed:>10}  est {gb(t.estimate_bytes):>8}  "
             f"meas {measured:>8} ({error}){tags}")
 
 

@@ -66,11 +66,11 @@ Measure = Callable[[dict], Trial]  # settings → a measured Trial (status, spee
 Estimate = Callable[[dict], int]  # settings → estimated MLX peak bytes
 
 
-def family_batches(family: dict) -> list[int]:
+def family_batches(family: dict, max_batch: int = MAX_BATCH) -> list[int]:
     """The batch sizes a family can take, doubling from the smallest."""
     micro = family.get("micro_batch_size")
     start = 2 * micro if micro else 1  # a micro-batch as large as the batch is no micro-batching
-    return [b for b in (start * 2 ** i for i in range(20)) if b <= MAX_BATCH]
+    return [b for b in (start * 2 ** i for i in range(20)) if b <= max_batch]
 
 
 def valid_batch(family: dict, batch: int) -> bool:
@@ -91,6 +91,7 @@ class Search:
     trials: dict[str, Trial] = field(default_factory=dict)
     overhead_bytes: float = 0.0  # footprint beyond MLX's peak (the interpreter, libraries), once measured
     searched: int = 0  # candidates the search itself measured (set once it has run)
+    max_batch: int = MAX_BATCH
 
     @property
     def limit(self) -> float:
@@ -128,7 +129,9 @@ class Search:
         if not below:
             return math.inf
         ref = below[-1]
-        gains = [b.speed / a.speed - 1 for a, b in zip(plain, plain[1:])]
+        # gain per doubling of the batch between the last two measured plain batches
+        gains = [(b.speed / a.speed) ** (1 / math.log2(b.settings["batch_size"] / a.settings["batch_size"])) - 1
+                 for a, b in zip(plain, plain[1:])]
         gain = max(gains[-1] if gains else 1.0, 0.0) + SATURATION
         doublings = math.log2(per_pass / ref.settings["batch_size"])
         factor = MICRO_GAIN if family.get("micro_batch_size") else 1.0
@@ -141,9 +144,11 @@ class Search:
     def walk(self, family: dict) -> None:
         """Double the batch size while it fits and pays, then bisect at the edge."""
         fits_at, over_at, saturated, previous = None, None, False, None
-        for batch in family_batches(family):
-            if self.beaten(family, batch):
-                return
+        for batch in family_batches(family, self.max_batch):
+            if self.beaten(family, batch):  # the bound grows with the batch: a larger one may still win
+                if self.estimate({**family, "batch_size": batch}) + self.overhead_bytes > self.budget_bytes:
+                    return
+                continue
             t = self.trial(family, batch)
             if not t.fits(self.limit):
                 over_at = batch
@@ -170,6 +175,7 @@ class Search:
     def run(self) -> Trial | None:
         for family in self.families:
             self.walk(family)
+        self.searched = sum(t.measured for t in self.trials.values())
         return self.best
 
 
