@@ -142,3 +142,23 @@ if __name__ == "__main__":  # the table of errors; --dump FILE also writes (work
               f"{json.dumps({k: v for k, v in params.items() if k != 'model' or len(v) < 20})}", flush=True)
         if "--dump" in sys.argv:
             Path(sys.argv[-1]).write_text(json.dumps(rows))
+
+
+def test_record_carries_the_estimate_and_the_report_shows_its_error(tmp_path):
+    from dataclasses import replace
+
+    from mlxbench.estimate.case import for_case
+    from mlxbench.report.html import render_run
+    from mlxbench.results.record import Record
+    from mlxbench.results.run import load_run
+    from sample_runs import training_records, write_run
+
+    records = [replace(r, estimate=for_case("train", r.params)) for r in training_records()]
+    again = Record.from_dict(json.loads(records[0].to_json()))
+    assert again.estimate == json.loads(json.dumps(records[0].estimate))
+    assert again.estimate["peak_bytes"] > 0 and again.estimate["calibrated"] is False
+    assert for_case("matmul", {})["peak_bytes"] is None and "no memory model" in for_case("matmul", {})["reason"]
+    page = render_run(load_run(write_run(tmp_path / "run", records)))
+    worst = max((abs(error(r.estimate["peak_bytes"], r.metrics["peak_memory_bytes"])), r) for r in records if r.ok)[0]
+    assert "Estimated against measured peak memory" in page and f"Worst error of this run: " in page
+    assert f"{worst:.1%}" in page
