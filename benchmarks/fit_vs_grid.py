@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--margin", type=float, default=0.05)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", default=None, help="results root (default: a temporary folder)")

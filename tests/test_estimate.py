@@ -30,30 +30,50 @@ QWEN2_CONFIG = dict(model_type="qwen2", hidden_size=256, num_hidden_layers=4, in
                     rope_theta=1000000.0, max_position_embeddings=32768, tie_word_embeddings=True)
 QWEN2 = "qwen2"  # replaced by the directory written for it
 
-TRAIN = dict(model="small", batch_size=4, seq_length=128)
+TRAIN = dict(model="small", batch_size=4, seq_length=64)
+LORA = dict(model="small", batch_size=8, seq_length=64, lora={})
+Q_TRAIN = dict(model=QWEN2, batch_size=4, seq_length=128)
+GEN = dict(model="small", batch_size=1, prompt_tokens=512, generation_tokens=8)
+# Small models and one or two steps each: a few seconds a case on a quiet machine.
 CASES = [
     ("train", TRAIN),
-    ("train", {**TRAIN, "batch_size": 8, "seq_length": 64}),
-    ("train", {**TRAIN, "batch_size": 2, "seq_length": 256}),
     ("train", {**TRAIN, "batch_size": 8, "gradient_checkpointing": True}),
     ("train", {**TRAIN, "batch_size": 8, "micro_batch_size": 2}),
-    ("train", {**TRAIN, "dtype": "bfloat16"}),
-    ("train", {**TRAIN, "optimizer": "sgd", "compile": False}),
-    ("train", {**TRAIN, "batch_size": 8, "lora": {}}),
-    ("train", {**TRAIN, "batch_size": 8, "lora": {"layers": 2}}),
-    ("train", {**TRAIN, "batch_size": 8, "lora": {}, "quantization": 4}),
-    ("train", {**TRAIN, "batch_size": 8, "lora": {}, "gradient_checkpointing": True}),
-    ("train", {**TRAIN, "batch_size": 8, "lora": {"rank": 16}, "micro_batch_size": 4}),
+    ("train", {**TRAIN, "batch_size": 2, "seq_length": 128, "optimizer": "sgd", "compile": False}),
+    ("train", LORA),
+    ("train", {**LORA, "seq_length": 128, "lora": {"layers": 2}}),
+    ("train", {**LORA, "lora": {"rank": 16}, "micro_batch_size": 4}),
     ("train", {"model": "tiny", "batch_size": 4, "seq_length": 64}),
-    ("train", {"model": QWEN2, "batch_size": 4, "seq_length": 128}),
-    ("train", {"model": QWEN2, "batch_size": 8, "seq_length": 128, "lora": {}, "gradient_checkpointing": True}),
-    ("generate", dict(model="small", batch_size=1, prompt_tokens=512, generation_tokens=8)),
-    ("generate", dict(model="small", batch_size=4, prompt_tokens=512, generation_tokens=8, kv_bits=4)),
-    ("generate", dict(model="small", batch_size=4, prompt_tokens=1024, generation_tokens=8, prefill_step_size=256)),
-    ("generate", dict(model="small", batch_size=2, prompt_tokens=256, generation_tokens=8, quantization=4)),
-    ("generate", dict(model=QWEN2, batch_size=2, prompt_tokens=512, generation_tokens=8)),
-    ("load", dict(model="small")),
+    ("train", Q_TRAIN),
+    ("train", {**Q_TRAIN, "batch_size": 8, "lora": {}, "gradient_checkpointing": True}),
+    ("train", {**Q_TRAIN, "batch_size": 8, "lora": {}, "quantization": 4}),
+    ("train", {**Q_TRAIN, "batch_size": 4, "lora": {}, "dtype": "bfloat16"}),
+    ("generate", GEN),
+    ("generate", {**GEN, "batch_size": 2, "prompt_tokens": 512, "kv_bits": 4}),
+    ("generate", {**GEN, "batch_size": 2, "prompt_tokens": 1024, "prefill_step_size": 256}),
+    ("generate", {**GEN, "batch_size": 2, "prompt_tokens": 256, "quantization": 4}),
+    ("generate", {**GEN, "model": QWEN2, "batch_size": 4, "prompt_tokens": 1024}),
     ("load", dict(model="small", quantization=4)),
+]
+# The wider sweep the constants were fitted to (python tests/test_estimate.py --extended): larger
+# batches and sequences, bfloat16 and QLoRA on the small preset; minutes on a quiet machine.
+BIG = dict(model="small", batch_size=4, seq_length=128)
+EXTENDED = [
+    ("train", BIG),
+    ("train", {**BIG, "batch_size": 8, "seq_length": 64}),
+    ("train", {**BIG, "batch_size": 2, "seq_length": 256}),
+    ("train", {**BIG, "batch_size": 8, "gradient_checkpointing": True}),
+    ("train", {**BIG, "batch_size": 8, "micro_batch_size": 2}),
+    ("train", {**BIG, "dtype": "bfloat16"}),
+    ("train", {**BIG, "optimizer": "sgd", "compile": False}),
+    ("train", {**BIG, "batch_size": 8, "lora": {}}),
+    ("train", {**BIG, "batch_size": 8, "lora": {"layers": 2}}),
+    ("train", {**BIG, "batch_size": 8, "lora": {}, "quantization": 4}),
+    ("train", {**BIG, "batch_size": 8, "lora": {}, "gradient_checkpointing": True}),
+    ("train", {**BIG, "batch_size": 8, "lora": {"rank": 16}, "micro_batch_size": 4}),
+    ("generate", {**GEN, "batch_size": 4, "kv_bits": 4}),
+    ("generate", {**GEN, "batch_size": 4, "prompt_tokens": 1024, "prefill_step_size": 256}),
+    ("load", dict(model="small")),
 ]
 
 
@@ -94,7 +114,7 @@ def measured_peak(workload: str, params: dict) -> int:
 def sweep() -> list[tuple[str, dict, int, int]]:
     """(workload, params, estimated, measured) of every case."""
     rows = []
-    for workload, params in CASES:
+    for workload, params in (CASES + EXTENDED if "--extended" in sys.argv else CASES):
         params = resolved(params)
         rows.append((workload, params, estimate(workload, params).peak_bytes, measured_peak(workload, params)))
     return rows
@@ -133,7 +153,7 @@ if __name__ == "__main__":  # the table of errors; --dump FILE also writes (work
     import time
 
     rows = []
-    for workload, params in CASES:
+    for workload, params in (CASES + EXTENDED if "--extended" in sys.argv else CASES):
         params, start = resolved(params), time.perf_counter()
         measured, estimated = measured_peak(workload, params), estimate(workload, params).peak_bytes
         rows.append([workload, params, measured])

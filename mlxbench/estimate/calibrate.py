@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import nnls
 
-from mlxbench.estimate.model import DEFAULT_CONSTANTS, TERMS, Estimate, estimate
+from mlxbench.estimate.model import DEFAULT_CONSTANTS, TERMS, UPDATE, Estimate, estimate
 
 MIN_RECORDS = 3  # fewer measured cases than this fit noise, not constants
 
@@ -31,8 +31,11 @@ def fit(workload: str, rows: list[tuple[dict, int]]) -> dict[str, float]:
 
     Terms that are zero in every row cannot be fitted and keep their default.
     """
+    # Rows whose peak the optimizer update sets (by the defaults) say nothing of the other terms.
+    rows = [(p, m) for (p, m), (resident, terms) in zip(rows, map(lambda r: TERMS[workload](r[0]), rows))
+            if not _update_dominates(terms, DEFAULT_CONSTANTS[workload])] or rows
     split = [TERMS[workload](params) for params, _ in rows]
-    names = sorted({k for _, terms in split for k, v in terms.items() if v})
+    names = sorted({k for _, terms in split for k, v in terms.items() if v and k != UPDATE})
     if not names:
         return dict(DEFAULT_CONSTANTS[workload])
     a = np.array([[terms.get(k, 0) for k in names] for _, terms in split], dtype=float)
@@ -41,6 +44,11 @@ def fit(workload: str, rows: list[tuple[dict, int]]) -> dict[str, float]:
     w = 1.0 / np.array([peak for _, peak in rows], dtype=float)
     solution, _ = nnls(a * w[:, None], b * w)
     return {**DEFAULT_CONSTANTS[workload], **{k: round(float(v), 4) for k, v in zip(names, solution)}}
+
+
+def _update_dominates(terms: dict, constants: dict) -> bool:
+    step = sum(v * constants.get(k, 0.0) for k, v in terms.items() if k != UPDATE)
+    return terms.get(UPDATE, 0) * constants.get(UPDATE, 0.0) > step
 
 
 def save(env_id: str, workload: str, constants: dict[str, float], source: str, count: int) -> Path:

@@ -22,9 +22,11 @@ KV_STEP = 256  # mlx-lm's KVCache grows in steps of 256 tokens
 
 # Buffers alive at the peak, per term; fitted to measured peaks (estimate/calibrate.py).
 DEFAULT_CONSTANTS = {
-    "train": {"block_activations": 0.8, "attention_scores": 1.0, "logits": 5.0, "checkpoint_inputs": 1.0,
-              "gradients": 0.1, "accumulated_gradients": 1.0, "checkpointed_gradients": 1.0},
-    "generate": {"kv_cache": 1.0, "prefill_activations": 1.0, "prefill_scores": 1.0},
+    "train": {"block_activations": 0.98, "attention_scores": 0.31, "logits": 4.4, "checkpoint_inputs": 2.6,
+              "gradients": 0.25, "accumulated_gradients": 1.3, "checkpointed_gradients": 0.67,
+              "optimizer_update": 1.0},
+    "generate": {"kv_cache": 1.0, "kv_cache_before_quantization": 1.0, "prefill_activations": 1.0,
+                 "prefill_scores": 1.0},
     "load": {"quantized_copy": 1.0},
 }
 DEFAULT_BASIS = "default constants (fitted to MLX on the CPU; not calibrated for this environment)"
@@ -44,8 +46,11 @@ class Estimate:
 
     @property
     def parts(self) -> dict[str, int]:
-        """Bytes of each part at the peak: the resident ones and each term times its constant."""
+        """Bytes of each part at the peak: the resident ones and each term of the peak's phase times its constant."""
         scaled = {k: round(v * self.constants.get(k, 0.0)) for k, v in self.terms.items()}
+        update = scaled.pop(UPDATE, 0)
+        if update > sum(scaled.values()):  # the peak is in the update, not in forward/backward
+            scaled = {UPDATE: update}
         return {**self.resident, **{k: v for k, v in scaled.items() if v}}
 
     def to_dict(self) -> dict:
@@ -62,8 +67,14 @@ def gb(n: float) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
 
 
+# A phase of its own: the optimizer update, once the activations are gone, holds the gradients and
+# the update's temporaries. The peak is the larger of it and the forward/backward's terms.
+UPDATE = "optimizer_update"
+
+
 def combine(resident: dict[str, int], terms: dict[str, int], constants: dict[str, float]) -> int:
-    return round(sum(resident.values()) + sum(v * constants.get(k, 0.0) for k, v in terms.items()))
+    step = sum(v * constants.get(k, 0.0) for k, v in terms.items() if k != UPDATE)
+    return round(sum(resident.values()) + max(step, terms.get(UPDATE, 0) * constants.get(UPDATE, 0.0)))
 
 
 def train_terms(p: dict) -> tuple[dict[str, int], dict[str, int]]:
@@ -88,6 +99,8 @@ def train_terms(p: dict) -> tuple[dict[str, int], dict[str, int]]:
         "gradients": s.trainable_bytes,
         "accumulated_gradients": s.trainable_bytes if micro < batch else 0,
         "checkpointed_gradients": s.trainable_bytes if gc else 0,
+        # the gradients plus about half a temporary per optimizer state (measured: Adam ≈ 1.9×, SGD ≈ 1.6×)
+        UPDATE: round(s.trainable_bytes * (1 + optimizer / 2)),
     }
     return resident, terms
 
@@ -117,8 +130,11 @@ def generate_terms(p: dict) -> tuple[dict[str, int], dict[str, int]]:
         per_value = kv_bits / 8 + 2 * b / (p.get("kv_group_size") or 64)
     kv = 2 * batch * s.layers * s.kv_width * tokens * per_value
     cached = min(prompt - 1, chunk * math.ceil(max(prompt - 1, 1) / chunk))
+    # mlx-lm quantizes the cache after the first model call: the first chunk is cached at dtype first.
+    first = math.ceil(min(chunk, max(prompt - 1, 1)) / KV_STEP) * KV_STEP
     terms = {
         "kv_cache": round(kv),
+        "kv_cache_before_quantization": 2 * batch * s.layers * s.kv_width * first * b if kv_bits else 0,
         "prefill_activations": batch * chunk * (2 * s.hidden + s.q_width + 2 * s.kv_width + 3 * s.intermediate) * b,
         "prefill_scores": batch * chunk * s.heads * cached * 4,
     }
