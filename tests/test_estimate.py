@@ -38,15 +38,15 @@ GEN = dict(model="small", batch_size=1, prompt_tokens=512, generation_tokens=8)
 CASES = [
     ("train", TRAIN),
     ("train", {**TRAIN, "batch_size": 8, "gradient_checkpointing": True}),
-    ("train", {**TRAIN, "batch_size": 8, "micro_batch_size": 2}),
-    ("train", {**TRAIN, "batch_size": 2, "seq_length": 128, "optimizer": "sgd", "compile": False}),
+    ("train", {**TRAIN, "micro_batch_size": 2}),
+    ("train", {**TRAIN, "batch_size": 2, "optimizer": "sgd", "compile": False}),
     ("train", LORA),
     ("train", {**LORA, "seq_length": 128, "lora": {"layers": 2}}),
     ("train", {**LORA, "lora": {"rank": 16}, "micro_batch_size": 4}),
     ("train", {"model": "tiny", "batch_size": 4, "seq_length": 64}),
     ("train", Q_TRAIN),
     ("train", {**Q_TRAIN, "batch_size": 8, "lora": {}, "gradient_checkpointing": True}),
-    ("train", {**Q_TRAIN, "batch_size": 8, "lora": {}, "quantization": 4}),
+    ("train", {**Q_TRAIN, "lora": {}, "quantization": 4}),
     ("train", {**Q_TRAIN, "batch_size": 4, "lora": {}, "dtype": "bfloat16"}),
     ("generate", GEN),
     ("generate", {**GEN, "batch_size": 2, "prompt_tokens": 512, "kv_bits": 4}),
@@ -182,3 +182,25 @@ def test_record_carries_the_estimate_and_the_report_shows_its_error(tmp_path):
     worst = max((abs(error(r.estimate["peak_bytes"], r.metrics["peak_memory_bytes"])), r) for r in records if r.ok)[0]
     assert "Estimated against measured peak memory" in page and f"Worst error of this run: " in page
     assert f"{worst:.1%}" in page
+
+
+def test_estimate_command_calibrates_per_environment_and_dry_run_prints_estimates(tmp_path, monkeypatch):
+    import subprocess
+
+    from sample_runs import training_records, write_run
+
+    run = write_run(tmp_path / "run", training_records())
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+           "MLXBENCH_CACHE": str(tmp_path / "cache")}
+    cli = [sys.executable, "-m", "mlxbench"]
+    done = subprocess.run([*cli, "estimate", "--calibrate", str(run)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    env_id = training_records()[0].env_id
+    stored = json.loads((tmp_path / "cache" / "estimate" / f"{env_id}.json").read_text())
+    assert stored["train"]["records"] == sum(r.ok for r in training_records())
+    assert f"train on environment {env_id}" in done.stdout and "calibrated" in done.stdout
+    empty = subprocess.run([*cli, "estimate", "--calibrate", str(tmp_path)], env=env, capture_output=True, text=True)
+    assert empty.returncode == 2 and "Traceback" not in empty.stderr
+    suite = Path(__file__).resolve().parent.parent / "suites" / "training-memory.yaml"
+    dry = subprocess.run([*cli, "run", str(suite), "--dry-run"], env=env, capture_output=True, text=True)
+    assert dry.returncode == 0 and dry.stdout.count("estimated peak ~") >= 2, dry.stdout

@@ -111,6 +111,9 @@ class Measurer:
     def __call__(self, settings: dict) -> advisor.Trial:
         case = self.case(settings)
         record = self.done.get(case.case_id)
+        problems = self.suite.workload_cls.check(case.params) if record is None else []
+        if problems:  # e.g. a KV cache this model cannot quantize: not a candidate
+            return advisor.Trial(dict(settings), 0, status=f"skipped: {problems[0][0]}: {problems[0][1]}")
         if record is None:
             print(f"  measuring {case.variant} …", flush=True)
             record = make_record(case, run_isolated(case, self.run_dir), self.run_dir.name, self.env_id, False)

@@ -26,7 +26,7 @@ DEFAULT_CONSTANTS = {
               "gradients": 0.25, "accumulated_gradients": 1.3, "checkpointed_gradients": 0.67,
               "optimizer_update": 1.0},
     "generate": {"kv_cache": 1.0, "kv_cache_before_quantization": 1.0, "prefill_activations": 1.0,
-                 "prefill_scores": 1.0},
+                 "prefill_scores": 1.2},
     "load": {"quantized_copy": 1.0},
 }
 DEFAULT_BASIS = "default constants (fitted to MLX on the CPU; not calibrated for this environment)"

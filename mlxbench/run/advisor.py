@@ -28,6 +28,9 @@ class Space:
     objective_label: str
     families: tuple[dict, ...]  # the first is the plain one: the bounds are extrapolated from it
     plain_keys: dict  # the settings of "no memory trade-off"
+    # Whether every other family trades speed for memory (GC, micro-batching), so the plain family's
+    # speeds bound theirs; quantized weights may decode faster, so generation's are not bounded.
+    bounded: bool = True
 
 
 SPACES = {
@@ -37,7 +40,7 @@ SPACES = {
                                                                   "micro_batch_size": None}),
     "generate": Space("decode_tokens_per_s_total", "decode tokens/s (all sequences)", tuple(
         {"quantization": q, "kv_bits": kv} for q in (None, 8, 4) for kv in (None, 8, 4)),
-        {"quantization": None, "kv_bits": None}),
+        {"quantization": None, "kv_bits": None}, bounded=False),
 }
 
 
@@ -122,7 +125,7 @@ class Search:
         plain = sorted((t for t in self.trials.values() if t.status == "ok" and t.speed
                         and all(t.settings.get(k) == v for k, v in self.families[0].items())),
                        key=lambda t: t.settings["batch_size"])
-        if family == self.families[0] or not plain:
+        if family == self.families[0] or not plain or not self.space.bounded:
             return math.inf
         per_pass = family.get("micro_batch_size") or batch
         below = [t for t in plain if t.settings["batch_size"] <= per_pass]
