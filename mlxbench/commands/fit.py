@@ -63,6 +63,12 @@ def parse_budget(text: str | None) -> float:
     return float(found.group(1)) * UNITS[unit]
 
 
+def resumed_budget(run_dir: str) -> float:
+    """The budget a fit run was started with (its memory limit): a resume without --budget keeps it."""
+    limit = store.read_suite(run_dir).get("memory_limit_mb") if store.is_run_dir(Path(run_dir)) else None
+    return limit * 2**20 if isinstance(limit, int) else parse_budget(None)
+
+
 def fixed_settings(workload: str, model: str, sets: list[str]) -> dict:
     """The workload's defaults with the model and every --set, each checked against its Param."""
     cls = get(workload)
@@ -155,7 +161,7 @@ def check_possible(workload: str, fixed: dict, families: list[dict], estimate, b
 def main(args) -> int:
     from mlxbench.commands import fit_output
 
-    budget = parse_budget(args.budget)
+    budget = parse_budget(args.budget) if args.budget or not args.resume else resumed_budget(args.resume)
     if not 0 <= args.margin < 1:
         raise UserError(f"--margin: expected a fraction from 0 to 1, got {args.margin}")
     fixed = fixed_settings(args.workload, args.model, args.sets)

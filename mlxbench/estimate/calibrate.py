@@ -22,7 +22,8 @@ MIN_RECORDS = 3  # fewer measured cases than this fit noise, not constants
 
 
 def calibration_dir() -> Path:
-    root = os.environ.get("MLXBENCH_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlxbench"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    root = os.environ.get("MLXBENCH_CACHE") or cache / "mlxbench"
     return Path(root) / "estimate"
 
 

@@ -22,7 +22,7 @@ KV_STEP = 256  # mlx-lm's KVCache grows in steps of 256 tokens
 
 # Buffers alive at the peak, per term; fitted to measured peaks (estimate/calibrate.py).
 DEFAULT_CONSTANTS = {
-    "train": {"block_activations": 0.98, "attention_scores": 0.31, "logits": 4.4, "checkpoint_inputs": 2.6,
+    "train": {"block_activations": 0.98, "attention_scores": 0.31, "logits": 4.4, "checkpoint_inputs": 2.6, "half_precision_embedding": 0.7,
               "gradients": 0.25, "accumulated_gradients": 1.3, "checkpointed_gradients": 0.67,
               "optimizer_update": 1.0},
     "generate": {"kv_cache": 1.0, "kv_cache_before_quantization": 1.0, "prefill_activations": 1.0,
@@ -80,8 +80,8 @@ def combine(resident: dict[str, int], terms: dict[str, int], constants: dict[str
 def train_terms(p: dict) -> tuple[dict[str, int], dict[str, int]]:
     """(resident, terms) of a train case."""
     lora = p.get("lora")
-    s = shapes(p.get("model", "small"), p.get("dtype") or "float32", p.get("quantization") if lora is not None else None,
-               p.get("group_size") or 64, lora)
+    bits = p.get("quantization") if lora is not None else None  # only a frozen base is quantized
+    s = shapes(p.get("model", "small"), p.get("dtype") or "float32", bits, p.get("group_size") or 64, lora)
     batch, seq = p.get("batch_size", 8), p.get("seq_length", 512)
     micro = p.get("micro_batch_size") or batch
     tokens = micro * seq
@@ -96,6 +96,9 @@ def train_terms(p: dict) -> tuple[dict[str, int], dict[str, int]]:
         "attention_scores": tokens * kept * 2 * s.heads * seq * b,
         "logits": tokens * s.vocab * b,
         "checkpoint_inputs": tokens * s.trained_layers * s.hidden * b if gc else 0,
+        # bfloat16/float16: a float32 buffer the size of the embedding (measured: ~12 MB on two models
+        # whose embeddings are both 16.8 MB in float32; which buffer it is was not pinned down)
+        "half_precision_embedding": s.vocab * s.hidden * 4 if b < 4 else 0,
         "gradients": s.trainable_bytes,
         "accumulated_gradients": s.trainable_bytes if micro < batch else 0,
         "checkpointed_gradients": s.trainable_bytes if gc else 0,

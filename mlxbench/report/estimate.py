@@ -20,7 +20,8 @@ _TEMPLATE = jinja2.Environment(autoescape=True).from_string("""
   <p class="caption">The estimate is made from the case's parameters and its model's shapes before it runs
   (mlxbench.estimate); the measured peak is MLX's own. Error = (estimate − measured) / measured.
   {% if worst %}<b>Worst error of this run: {{ worst.error }} ({{ worst.label }}).</b>{% endif %}</p>
-  <div class="table-wrap"><table class="comparison"><thead><tr><th>Case</th><th>Estimated (MB)</th><th>Measured (MB)</th><th>Error</th>
+  <div class="table-wrap"><table class="comparison"><thead><tr>
+  <th>Case</th><th>Estimated (MB)</th><th>Measured (MB)</th><th>Error</th>
   {% if footprint %}<th>Footprint (MB)</th><th>Error vs footprint</th>{% endif %}<th>Constants</th></tr></thead>
   <tbody>{% for r in rows %}<tr><td>{{ r.label }}</td><td class="num">{{ r.estimated }}</td>
   <td class="num">{{ r.measured }}</td><td class="num">{{ r.error }}</td>
