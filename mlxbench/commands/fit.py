@@ -151,7 +151,10 @@ def check_possible(workload: str, fixed: dict, families: list[dict], estimate, b
     weights = weights_bytes(workload, params)
     dtype = params.get("dtype") or "float32"
     bits = f", {params['quantization']}-bit" if params.get("quantization") else ""
-    smallest = min(({**f, "batch_size": advisor.family_batches(f)[0]} for f in families), key=estimate)
+    def first_batch(family: dict) -> int:
+        return params["batch_size"] if "batch_size" in fixed else advisor.family_batches(family)[0]
+
+    smallest = min(({**f, "batch_size": first_batch(f)} for f in families), key=estimate)
     need = estimate(smallest)
     if weights > budget or need > budget:
         raise UserError(f"--budget {gb(budget)}: nothing fits: the smallest configuration ({settings_label(smallest)}) "
@@ -176,7 +179,8 @@ def main(args) -> int:
         env_id = record_environment(run_dir, calibrate=False)
         estimate = estimator(args.workload, fixed, env_id)
         measurer = Measurer(suite, run_dir, env_id, space.objective)
-        search = advisor.Search(space, families, budget, args.margin, estimate, measurer, max_batch=args.max_batch)
+        search = advisor.Search(space, families, budget, args.margin, estimate, measurer, max_batch=args.max_batch,
+                                fixed_batch=fixed.get("batch_size"))
         best = search.run()
         rules = {} if args.no_rules_of_thumb else fit_output.measure_rules(
             args.workload, search, measurer, fixed, budget)

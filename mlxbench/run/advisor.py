@@ -95,6 +95,7 @@ class Search:
     overhead_bytes: float = 0.0  # footprint beyond MLX's peak (the interpreter, libraries), once measured
     searched: int = 0  # candidates the search itself measured (set once it has run)
     max_batch: int = MAX_BATCH
+    fixed_batch: int | None = None  # the user fixed the batch size: only the other settings are searched
 
     @property
     def limit(self) -> float:
@@ -147,7 +148,9 @@ class Search:
     def walk(self, family: dict) -> None:
         """Double the batch size while it fits and pays, then bisect at the edge."""
         fits_at, over_at, saturated, previous = None, None, False, None
-        for batch in family_batches(family, self.max_batch):
+        batches = family_batches(family, self.max_batch) if self.fixed_batch is None else (
+            [self.fixed_batch] if valid_batch(family, self.fixed_batch) else [])
+        for batch in batches:
             if self.beaten(family, batch):  # the bound grows with the batch: a larger one may still win
                 if self.estimate({**family, "batch_size": batch}) + self.overhead_bytes > self.budget_bytes:
                     return
