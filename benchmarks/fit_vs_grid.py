@@ -6,7 +6,7 @@ limit, ``--warmup``/``--repeat`` steps. The grid runs every (gradient checkpoint
 size, batch size) the search may pick, up to ``--max-batch``; the search runs what it needs.
 Run on a quiet machine; the figure for the README is the two lines it prints at the end:
 
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/fit_vs_grid.py --budget 1.2GB --seq-length 256
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/fit_vs_grid.py --budget 1.2GB --seq-length 256 --max-batch 16
 
 (``--quick`` runs a short version: tiny model, small grid, to check the script works.)
 """
