@@ -39,12 +39,23 @@ def fit(workload: str, rows: list[tuple[dict, int]]) -> dict[str, float]:
     names = sorted({k for _, terms in split for k, v in terms.items() if v and k != UPDATE})
     if not names:
         return dict(DEFAULT_CONSTANTS[workload])
+    defaults = DEFAULT_CONSTANTS[workload]
+    if len(rows) < 2 * len(names):
+        # Too few records to fit each constant apart: scale the default ones together.
+        column = np.array([[sum(terms.get(k, 0) * defaults.get(k, 0.0) for k in names)] for _, terms in split])
+        scale, _ = _weighted_nnls(column, split, rows)
+        return {**defaults, **{k: round(defaults.get(k, 0.0) * float(scale[0]), 4) for k in names}}
     a = np.array([[terms.get(k, 0) for k in names] for _, terms in split], dtype=float)
+    solution, _ = _weighted_nnls(a, split, rows)
+    return {**defaults, **{k: round(float(v), 4) for k, v in zip(names, solution)}}
+
+
+def _weighted_nnls(a: np.ndarray, split: list, rows: list) -> tuple[np.ndarray, float]:
+    """Non-negative least squares of (measured − resident) on ``a``, each row weighted by 1 / its peak
+    (relative error matters, not bytes)."""
     b = np.array([peak - sum(resident.values()) for (resident, _), (_, peak) in zip(split, rows)], dtype=float)
-    # Relative error matters, not bytes: weight each row by 1 / its peak.
     w = 1.0 / np.array([peak for _, peak in rows], dtype=float)
-    solution, _ = nnls(a * w[:, None], b * w)
-    return {**DEFAULT_CONSTANTS[workload], **{k: round(float(v), 4) for k, v in zip(names, solution)}}
+    return nnls(np.asarray(a, dtype=float) * w[:, None], b * w)
 
 
 def _update_dominates(terms: dict, constants: dict) -> bool:
