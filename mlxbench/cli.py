@@ -26,6 +26,8 @@ COMMANDS = {
     "compare": ("mlxbench.commands.compare", "compare two runs; exit 1 on a significant regression"),
     "profile": ("mlxbench.commands.profile", "run a Python script under the memory profiler"),
     "env": ("mlxbench.commands.env", "show the environment every run records, with a calibration"),
+    "estimate": ("mlxbench.commands.estimate", "estimate a case's peak memory; calibrate the estimate from a run"),
+    "fit": ("mlxbench.commands.fit", "find the fastest configuration whose measured peak fits a memory budget"),
 }
 
 

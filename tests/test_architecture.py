@@ -17,6 +17,7 @@ RANKS = {
     "results": 1,
     "machine": 2,
     "workloads": 3,
+    "estimate": 3.5,
     "suite": 4,
     "run": 5, "report": 5,
     "commands": 6, "cli": 7, "__main__": 8, "__init__": 8,

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from mlxbench.errors import UserError
+from mlxbench.estimate.case import current_env_id, with_estimates
 from mlxbench.suite.schema import describe, expand, load
 
 
@@ -28,6 +29,7 @@ def main(args) -> int:
     if not files:
         raise UserError(f"{args.path}: expected a suite file or a directory with *.yaml suites, got none")
     status = 0
+    env_id = None  # found once a suite has loaded: a bad file is refused before the environment is read
     for index, path in enumerate(files):
         try:
             suite = load(path, profile=args.profile)
@@ -37,5 +39,7 @@ def main(args) -> int:
             print(f"mlxbench: {err}", file=sys.stderr)
             status = UserError.exit_status
             continue
-        print(("\n" if index else "") + describe(suite, expand(suite)))
+        cases = expand(suite)
+        env_id = env_id or current_env_id()
+        print(("\n" if index else "") + with_estimates(describe(suite, cases), cases, env_id))
     return status

@@ -35,7 +35,9 @@ def main(args) -> int:
     suite = load(args.suite, profile=args.profile, sets=args.sets, only=args.only)
     cases = expand(suite)
     if args.dry_run:
-        print(describe(suite, cases))
+        from mlxbench.estimate.case import current_env_id, with_estimates
+
+        print(with_estimates(describe(suite, cases), cases, current_env_id()))
         return 0
     with open_run_dir(suite, args.out, args.resume) as run_dir:  # held by this runner alone until the end
         env_id = record_environment(run_dir, calibrate=not args.no_calibrate)

@@ -17,6 +17,7 @@ from mlxbench.report import distributed as across_processes
 from mlxbench.report import comparison as comparison_text
 from mlxbench.report import memory as memory_truth
 from mlxbench.report import roofline
+from mlxbench.report import estimate as estimate_report
 from mlxbench.results import metrics as m
 from mlxbench.results.record import latest_by_case
 from mlxbench.stats import UNSTABLE_SPREAD
@@ -236,6 +237,7 @@ def render_run(run, comparison: dict | None = None, compare_label: str = "") -> 
         distributed=across_processes.section(run),  # cases of several ranks; None without
         memory_rows=memory_truth.truth_rows(run.records),
         memory_charts=memory_truth.case_charts(run.records),
+        estimate_section=estimate_report.section(run.records),
         env_rows=tables.env_rows(run.env),
         command=reproduce_command(run),
         comparison=comparison,

@@ -55,6 +55,9 @@ class Record:
     non_finite: list = field(default_factory=list)  # figures stored as null: they were NaN or infinite
     # A case of several ranks: backend, group size, hosts, and each rank's own figures (None: one process).
     distributed: dict | None = None
+    # The peak memory estimated before the case ran (mlxbench.estimate): {"peak_bytes", "parts",
+    # "calibrated", "basis", …}, or {"peak_bytes": null, "reason"}; None in records written before it.
+    estimate: dict | None = None
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self):

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from mlxbench.estimate.case import for_case
 from mlxbench.results import store
 from mlxbench.results.record import OUTCOME_FIELDS, Record, latest_by_case
 from mlxbench.run.progress import Progress
@@ -87,4 +88,5 @@ def make_record(case: Case, outcome: dict, run_id: str, env_id: str, inline: boo
         suite=case.suite, run_id=run_id, case_id=case.case_id, variant=case.variant, workload=case.workload,
         sweep=case.sweep, params=case.params, seed=case.seed, warmup=case.warmup, repeat=case.repeat,
         is_baseline=case.is_baseline, inline=inline, env_id=env_id, **ended,
+        estimate=for_case(case.workload, case.params, env_id),
     )

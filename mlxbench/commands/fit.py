@@ -1,0 +1,187 @@
+"""``mlxbench fit WORKLOAD``: the fastest configuration whose measured peak stays under a memory budget.
+
+The search (mlxbench.run.advisor) estimates every candidate, measures only those that can fit
+and can beat the best so far, each in its own worker process with the budget as its memory
+limit, and records every one in the run's records.jsonl: ``--resume RUN_DIR`` after a kill
+continues without re-running what was measured.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mlxbench.errors import UserError
+from mlxbench.estimate.case import current_env_id, estimate_or_reason
+from mlxbench.estimate.model import gb, weights_bytes
+from mlxbench.results import store
+from mlxbench.results.record import latest_by_case
+from mlxbench.run import advisor
+from mlxbench.run.rundir import open_run_dir, record_environment
+from mlxbench.run.runner import make_record
+from mlxbench.run.supervise import run_isolated
+from mlxbench.suite.schema import Case, Suite, case_id
+from mlxbench.suite.source import parse_yaml
+from mlxbench.workloads import get
+
+UNITS = {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+SAFE_SHARE = 0.8  # of the memory available now: what "the machine can safely give"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("workload", choices=tuple(advisor.SPACES), help="what to fit")
+    parser.add_argument("--model", default="small", help="a preset or a local model directory (default: small)")
+    parser.add_argument("--set", dest="sets", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="fixed settings (e.g. lora={rank: 8} seq_length=512); a fixed setting is not searched")
+    parser.add_argument("--budget", default=None,
+                        help="memory budget, e.g. 16GB or 800MB (default: 80%% of the memory available now)")
+    parser.add_argument("--margin", type=float, default=0.05,
+                        help="headroom kept under the budget, as a fraction (default 0.05)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per candidate (default 1)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed steps per candidate (default 3)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per candidate (default 600)")
+    parser.add_argument("--max-batch", type=int, default=advisor.MAX_BATCH,
+                        help=f"largest batch size to try (default {advisor.MAX_BATCH})")
+    parser.add_argument("--no-rules-of-thumb", action="store_true",
+                        help="do not measure what the rules of thumb would have picked")
+    parser.add_argument("--out", default="results", help="results root (default: results)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue this fit run; measured candidates are reused")
+    parser.add_argument("--report", action="store_true", help="write the HTML report under reports/")
+
+
+def parse_budget(text: str | None) -> float:
+    """Bytes from '16GB', '800 MB', '1.5GiB'; None: SAFE_SHARE of the memory available now."""
+    if text is None:
+        import psutil
+
+        return SAFE_SHARE * psutil.virtual_memory().available
+    found = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]i?b?|b)?\s*", text.lower())
+    unit = (found.group(2) or "gb") if found else None
+    unit = unit if unit is None or unit.endswith("b") else unit + "b"
+    if not found or unit not in UNITS or float(found.group(1)) <= 0:
+        raise UserError(f"--budget: expected a size such as 16GB or 800MB, got {text!r}")
+    return float(found.group(1)) * UNITS[unit]
+
+
+def resumed_budget(run_dir: str) -> float:
+    """The budget a fit run was started with (its memory limit): a resume without --budget keeps it."""
+    limit = store.read_suite(run_dir).get("memory_limit_mb") if store.is_run_dir(Path(run_dir)) else None
+    return limit * 2**20 if isinstance(limit, int) else parse_budget(None)
+
+
+def fixed_settings(workload: str, model: str, sets: list[str]) -> dict:
+    """The workload's defaults with the model and every --set, each checked against its Param."""
+    cls = get(workload)
+    declared = {p.name: p for p in cls.params}
+    fixed = {"model": model}
+    for item in sets:
+        key, sep, text = item.partition("=")
+        if not sep or key.strip() not in declared:
+            raise UserError(f"--set {item}: expected key=value with a key of {', '.join(declared)}, got {item!r}")
+        fixed[key.strip()] = parse_yaml(text, f"--set {key.strip()}", lines=False)[0]
+    for key, value in fixed.items():
+        if (problem := declared[key].check(value)) is not None:
+            raise UserError(f"--set {key}: {problem}")
+    return fixed
+
+
+def make_suite(args, fixed: dict, budget: float) -> Suite:
+    cls = get(args.workload)
+    name = f"fit-{args.workload}-{Path(args.model).name}"
+    return Suite(name=name, workload=args.workload, workload_cls=cls, baseline="candidate",
+                 description=f"mlxbench fit: the fastest {args.workload} configuration under {gb(budget)}",
+                 warmup=args.warmup, repeat=args.repeat, timeout=args.timeout, seed=0,
+                 memory_limit_mb=max(1, int(budget / 2**20)), defaults=fixed, variants={"candidate": {}})
+
+
+def settings_label(settings: dict) -> str:
+    return " ".join(f"{k}={'null' if v is None else str(v).lower()}" for k, v in settings.items())
+
+
+class Measurer:
+    """Measures a candidate in a worker and records it; a candidate the run already has is reused."""
+
+    def __init__(self, suite: Suite, run_dir: Path, env_id: str, objective: str):
+        self.suite, self.run_dir, self.env_id, self.objective = suite, run_dir, env_id, objective
+        self.done = {r.case_id: r for r in latest_by_case(store.read_records(run_dir))}
+        self.measured = self.reused = 0
+
+    def case(self, settings: dict) -> Case:
+        s = self.suite
+        params = {**s.workload_cls.defaults(), **s.defaults, **settings}
+        return Case(suite=s.name, workload=s.workload, variant=settings_label(settings), sweep=dict(settings),
+                    params=params, seed=s.seed, warmup=s.warmup, repeat=s.repeat, timeout_s=float(s.timeout),
+                    is_baseline=False, case_id=case_id(s.name, s.workload, params, s.seed),
+                    memory_limit_mb=s.memory_limit_mb)
+
+    def __call__(self, settings: dict) -> advisor.Trial:
+        case = self.case(settings)
+        record = self.done.get(case.case_id)
+        problems = self.suite.workload_cls.check(case.params) if record is None else []
+        if problems:  # e.g. a KV cache this model cannot quantize: not a candidate
+            return advisor.Trial(dict(settings), 0, status=f"skipped: {problems[0][0]}: {problems[0][1]}")
+        if record is None:
+            print(f"  measuring {case.variant} …", flush=True)
+            record = make_record(case, run_isolated(case, self.run_dir), self.run_dir.name, self.env_id, False)
+            store.append_record(self.run_dir, record)
+            self.done[case.case_id] = record
+            self.measured += 1
+        else:
+            self.reused += 1
+        m = record.metrics
+        speed = m.get(self.objective)
+        return advisor.Trial(
+            settings=dict(settings), estimate_bytes=(record.estimate or {}).get("peak_bytes") or 0,
+            status=record.status if record.ok or not record.reason else f"{record.status}: {record.reason}",
+            speed=speed, mlx_peak_bytes=m.get("peak_memory_bytes"),
+            footprint_bytes=max(m.get("peak_rss_bytes") or 0, m.get("peak_memory_bytes") or 0) or None,
+            case_id=case.case_id)
+
+
+def estimator(workload: str, fixed: dict, env_id: str | None):
+    def estimate(settings: dict) -> int:
+        result = estimate_or_reason(workload, {**get(workload).defaults(), **fixed, **settings}, env_id)
+        return 0 if isinstance(result, str) else result.peak_bytes  # no estimate: measure, the limit stops it
+    return estimate
+
+
+def check_possible(workload: str, fixed: dict, families: list[dict], estimate, budget: float) -> None:
+    """UserError (exit 2) when even the smallest configuration cannot fit the budget."""
+    params = {**get(workload).defaults(), **fixed}
+    weights = weights_bytes(workload, params)
+    dtype = params.get("dtype") or "float32"
+    bits = f", {params['quantization']}-bit" if params.get("quantization") else ""
+    def first_batch(family: dict) -> int:
+        return params["batch_size"] if "batch_size" in fixed else advisor.family_batches(family)[0]
+
+    smallest = min(({**f, "batch_size": first_batch(f)} for f in families), key=estimate)
+    need = estimate(smallest)
+    if weights > budget or need > budget:
+        raise UserError(f"--budget {gb(budget)}: nothing fits: the smallest configuration ({settings_label(smallest)}) "
+                        f"needs ~{gb(need)}; the model's weights alone are {gb(weights)} at {dtype}{bits}")
+
+
+def main(args) -> int:
+    from mlxbench.commands import fit_output
+
+    budget = parse_budget(args.budget) if args.budget or not args.resume else resumed_budget(args.resume)
+    if not 0 <= args.margin < 1:
+        raise UserError(f"--margin: expected a fraction from 0 to 1, got {args.margin}")
+    fixed = fixed_settings(args.workload, args.model, args.sets)
+    space = advisor.SPACES[args.workload]
+    families = advisor.families_for(space, fixed)
+    suite = make_suite(args, fixed, budget)
+    problems = [f"{k}: {v}" for k, v in suite.workload_cls.check({**suite.workload_cls.defaults(), **fixed})]
+    if problems:
+        raise UserError(f"--set: {problems[0]}")
+    check_possible(args.workload, fixed, families, estimator(args.workload, fixed, current_env_id()), budget)
+    with open_run_dir(suite, args.out, args.resume) as run_dir:
+        env_id = record_environment(run_dir, calibrate=False)
+        estimate = estimator(args.workload, fixed, env_id)
+        measurer = Measurer(suite, run_dir, env_id, space.objective)
+        search = advisor.Search(space, families, budget, args.margin, estimate, measurer, max_batch=args.max_batch,
+                                fixed_batch=fixed.get("batch_size"))
+        best = search.run()
+        rules = {} if args.no_rules_of_thumb else fit_output.measure_rules(
+            args.workload, search, measurer, fixed, budget)
+    return fit_output.report(args, search, best, rules, run_dir, measurer)

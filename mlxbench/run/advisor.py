@@ -1,0 +1,218 @@
+"""The advisor's search: the fastest configuration whose measured footprint stays under a budget.
+
+Search, don't sweep. Configurations come in families (the settings besides batch size:
+gradient checkpointing, micro-batch size, quantization bits); within a family batch size
+is doubled, then bisected at the edge of the budget. The memory estimate skips every
+candidate that cannot fit, and an upper bound on each candidate's speed, from what the
+plain family measured, skips every one that cannot beat the best measured so far. Only
+what is left is measured, each candidate by the ``measure`` function the caller gives
+(a worker process per candidate, its memory limit the budget).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+SATURATION = 0.03  # a doubling that gains less than this has reached the plateau
+MICRO_GAIN = 1.10  # at most this much faster than the plain batch of the same per-pass size
+MAX_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Space:
+    """What the advisor may change for a workload, and the figure it maximizes."""
+
+    objective: str
+    objective_label: str
+    families: tuple[dict, ...]  # the first is the plain one: the bounds are extrapolated from it
+    plain_keys: dict  # the settings of "no memory trade-off"
+    # Whether every other family trades speed for memory (GC, micro-batching), so the plain family's
+    # speeds bound theirs; quantized weights may decode faster, so generation's are not bounded.
+    bounded: bool = True
+
+
+SPACES = {
+    "train": Space("tokens_per_s", "tokens/s", tuple(
+        {"gradient_checkpointing": gc, "micro_batch_size": micro}
+        for gc in (False, True) for micro in (None, 8, 4, 2, 1)), {"gradient_checkpointing": False,
+                                                                  "micro_batch_size": None}),
+    "generate": Space("decode_tokens_per_s_total", "decode tokens/s (all sequences)", tuple(
+        {"quantization": q, "kv_bits": kv} for q in (None, 8, 4) for kv in (None, 8, 4)),
+        {"quantization": None, "kv_bits": None}, bounded=False),
+}
+
+
+@dataclass
+class Trial:
+    """One candidate: its settings, the estimate, and (once measured) its outcome."""
+
+    settings: dict
+    estimate_bytes: int
+    status: str = "not run"  # "ok", "oom", "error", …, or "skipped: <why>"
+    speed: float | None = None
+    mlx_peak_bytes: int | None = None
+    footprint_bytes: int | None = None  # what counts against the budget: the process's peak RSS
+    case_id: str = ""
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def measured(self) -> bool:
+        return not self.status.startswith(("skipped", "not run"))
+
+    def fits(self, limit: float) -> bool:
+        return self.status == "ok" and self.speed is not None and (self.footprint_bytes or 0) <= limit
+
+
+Measure = Callable[[dict], Trial]  # settings → a measured Trial (status, speed, peaks)
+Estimate = Callable[[dict], int]  # settings → estimated MLX peak bytes
+
+
+def family_batches(family: dict, max_batch: int = MAX_BATCH) -> list[int]:
+    """The batch sizes a family can take, doubling from the smallest."""
+    micro = family.get("micro_batch_size")
+    start = 2 * micro if micro else 1  # a micro-batch as large as the batch is no micro-batching
+    return [b for b in (start * 2 ** i for i in range(20)) if b <= max_batch]
+
+
+def valid_batch(family: dict, batch: int) -> bool:
+    micro = family.get("micro_batch_size")
+    return batch >= 1 and (micro is None or (batch > micro and batch % micro == 0))
+
+
+@dataclass
+class Search:
+    """State of one search: every trial by its settings, the best that fits, the budget."""
+
+    space: Space
+    families: list[dict]
+    budget_bytes: float
+    margin: float
+    estimate: Estimate
+    measure: Measure
+    trials: dict[str, Trial] = field(default_factory=dict)
+    overhead_bytes: float = 0.0  # footprint beyond MLX's peak (the interpreter, libraries), once measured
+    searched: int = 0  # candidates the search itself measured (set once it has run)
+    max_batch: int = MAX_BATCH
+    fixed_batch: int | None = None  # the user fixed the batch size: only the other settings are searched
+
+    @property
+    def limit(self) -> float:
+        return self.budget_bytes * (1 - self.margin)
+
+    @property
+    def best(self) -> Trial | None:
+        fitting = [t for t in self.trials.values() if t.fits(self.limit)]
+        return max(fitting, key=lambda t: t.speed, default=None)
+
+    def trial(self, family: dict, batch: int) -> Trial:
+        settings = {**family, "batch_size": batch}
+        key = repr(sorted(settings.items()))
+        if key in self.trials:
+            return self.trials[key]
+        estimated = self.estimate(settings)
+        if estimated + self.overhead_bytes > self.budget_bytes:
+            trial = Trial(settings, estimated, status="skipped: estimated over the budget")
+        else:
+            trial = self.measure(settings)
+            if trial.status == "ok" and trial.footprint_bytes and trial.mlx_peak_bytes:
+                self.overhead_bytes = max(self.overhead_bytes, trial.footprint_bytes - trial.mlx_peak_bytes)
+        self.trials[key] = trial
+        return trial
+
+    def bound(self, family: dict, batch: int) -> float:
+        """An optimistic speed for ``family`` at ``batch`` from the plain family's measurements."""
+        plain = sorted((t for t in self.trials.values() if t.status == "ok" and t.speed
+                        and all(t.settings.get(k) == v for k, v in self.families[0].items())),
+                       key=lambda t: t.settings["batch_size"])
+        if family == self.families[0] or not plain or not self.space.bounded:
+            return math.inf
+        per_pass = family.get("micro_batch_size") or batch
+        below = [t for t in plain if t.settings["batch_size"] <= per_pass]
+        if not below:
+            return math.inf
+        ref = below[-1]
+        # gain per doubling of the batch between the last two measured plain batches
+        gains = [(b.speed / a.speed) ** (1 / math.log2(b.settings["batch_size"] / a.settings["batch_size"])) - 1
+                 for a, b in zip(plain, plain[1:])]
+        gain = max(gains[-1] if gains else 1.0, 0.0) + SATURATION
+        doublings = math.log2(per_pass / ref.settings["batch_size"])
+        factor = MICRO_GAIN if family.get("micro_batch_size") else 1.0
+        return ref.speed * (1 + gain) ** doublings * factor
+
+    def beaten(self, family: dict, batch: int) -> bool:
+        best = self.best
+        return best is not None and self.bound(family, batch) <= best.speed
+
+    def walk(self, family: dict) -> None:
+        """Double the batch size while it fits and pays, then bisect at the edge."""
+        fits_at, over_at, saturated, previous = None, None, False, None
+        batches = family_batches(family, self.max_batch) if self.fixed_batch is None else (
+            [self.fixed_batch] if valid_batch(family, self.fixed_batch) else [])
+        for batch in batches:
+            if self.beaten(family, batch):  # the bound grows with the batch: a larger one may still win
+                if self.estimate({**family, "batch_size": batch}) + self.overhead_bytes > self.budget_bytes:
+                    return
+                continue
+            t = self.trial(family, batch)
+            if not t.fits(self.limit):
+                over_at = batch
+                break
+            if previous is not None and t.speed < previous.speed * (1 + SATURATION):
+                saturated = True
+                break
+            fits_at, previous = batch, t
+        if fits_at is not None and over_at is not None and not saturated:
+            self.bisect(family, fits_at, over_at)
+
+    def bisect(self, family: dict, low: int, high: int) -> None:
+        step = family.get("micro_batch_size") or 1
+        while high - low > step:
+            middle = (low + high) // 2 // step * step
+            if middle <= low or self.beaten(family, middle):
+                return
+            t = self.trial(family, middle)
+            if t.fits(self.limit):
+                low = middle
+            else:
+                high = middle
+
+    def run(self) -> Trial | None:
+        for family in self.families:
+            self.walk(family)
+        self.searched = sum(t.measured for t in self.trials.values())
+        return self.best
+
+
+def families_for(space: Space, fixed: dict) -> list[dict]:
+    """The space's families without the settings the user fixed (deduplicated, plain first)."""
+    out: list[dict] = []
+    for family in space.families:
+        free = {k: v for k, v in family.items() if k not in fixed}
+        if free not in out:
+            out.append(free)
+    return out
+
+
+def guide_batch_size(weights_gb: float, ram_gb: float) -> int:
+    """The memory guide's rule of thumb (mlx-knowledge-base, guides/memory-optimization.md,
+    ``get_optimal_batch_size``): keep 8 GB for the system and count activations as 1.5× the
+    weights; 4 if what is left holds twice that, 2 if 1.5 times, else 1."""
+    free, activations = ram_gb - 8, 1.5 * weights_gb
+    return 4 if free > 2 * activations else 2 if free > 1.5 * activations else 1
+
+
+def rule_of_thumb_settings(workload: str, best: Trial | None, weights_bytes: int, budget_bytes: float,
+                           fixed: dict) -> dict[str, dict]:
+    """What the rules of thumb would have picked, by name (train only: they are training rules)."""
+    if workload != "train":
+        return {}
+    plain = {k: v for k, v in SPACES["train"].plain_keys.items() if k not in fixed}
+    picks = {"memory guide's get_optimal_batch_size":
+             {**plain, "batch_size": guide_batch_size(weights_bytes / 1e9, budget_bytes / 1e9)}}
+    if "micro_batch_size" not in fixed:
+        batch = best.settings.get("batch_size", 8) if best else 8
+        batch = batch if batch > 4 and batch % 4 == 0 else 8
+        picks["\"start with micro_batch_size=4\""] = {**plain, "micro_batch_size": 4, "batch_size": batch}
+    return picks
