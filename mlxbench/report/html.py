@@ -12,7 +12,7 @@ import jinja2
 from markupsafe import Markup
 
 import mlxbench
-from mlxbench.report import charts, tables
+from mlxbench.report import charts, frameworks, tables
 from mlxbench.report import comparison as comparison_text
 from mlxbench.results import metrics as m
 from mlxbench.results.record import latest_by_case
@@ -235,6 +235,8 @@ def render_run(run, comparison: dict | None = None, compare_label: str = "") -> 
         compare_changes=_compare_rows(comparison, significant_only=True) if comparison else [],
         compare_summary=_compare_summary(comparison) if comparison else "",
         started=min((r.started_at for r in run.records), default=""),
+        framework_rows=frameworks.ratio_rows(run),
+        framework_claim=frameworks.CLAIM_TEXT,
     )
 
 

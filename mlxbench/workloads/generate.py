@@ -35,6 +35,7 @@ from mlxbench.workloads import models
 from mlxbench.results.metrics import PEAK_MEMORY, Metric, memory, rate, timing
 from mlxbench.workloads.base import Param, Workload, register
 from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
+from mlxbench.workloads._generate_torch import FRAMEWORK_PARAMS, TORCH_METRICS, TorchGenerate, torch_errors
 
 KV_BITS = (4, 8)
 
@@ -193,6 +194,7 @@ class Generate(Workload):
               help="group size of the quantized KV cache (must divide the head dimension)"),
         Param("dtype", str, "float32", choices=tuple(models.DTYPES), help="dtype of the model's weights"),
         Param("prefill_step_size", int, 2048, minimum=1, help="prompt tokens per forward pass in prefill"),
+        *FRAMEWORK_PARAMS,
     )
     declares = (
         PEAK_MEMORY,
@@ -211,13 +213,21 @@ class Generate(Workload):
         timing("prefill_s", "Prefill (s)", column=False, judged=False, note="judged through TTFT"),
         timing("step_time_s", "End to End (s)", column=False),
         timing("end_to_end_s", "End to End (s)", column=False, judged=False, note="the step time's median"),
+        *TORCH_METRICS,
     )
     headline = ("decode_tokens_per_s", "prefill_tokens_per_s", "peak_memory_bytes")
     timed_phase = "generate"
 
+    def __new__(cls, params: dict | None = None, seed: int = 0):
+        # framework: torch runs the same case in PyTorch (_generate_torch.py).
+        if cls is Generate and (params or {}).get("framework") == "torch":
+            return TorchGenerate(params, seed)
+        return super().__new__(cls)
+
     @classmethod
     def check(cls, params: dict) -> list[tuple[str, str]]:
         errors = quantization_errors(params["model"], params.get("quantization"), params["group_size"])
+        errors += torch_errors(params)
         if params.get("kv_bits") is not None:
             if (problem := check_kv_quantization(params["model"], params["kv_bits"], params["kv_group_size"])) is not None:
                 errors.append(("kv_bits", problem))
