@@ -15,7 +15,9 @@ does (its stopping check) and as a streaming caller must.
 Before anything is timed, the worker checks it measures the same model: MLX's and PyTorch's
 next-token distributions over the first prompt must agree (mean KL below ``KL_TOLERANCE``),
 or the case fails with the KL in its reason. On the CPU PyTorch runs with as many threads
-as MLX's BLAS (mlxbench's OpenBLAS), and the record says which threads and BLAS it used.
+as MLX's BLAS (mlxbench's OpenBLAS, which also takes PyTorch's BLAS calls in the worker), its
+OpenMP threads sleep when idle (``OMP_WAIT_POLICY=PASSIVE``), and the record says which threads,
+BLAS and wait policy it used.
 
 This module must not import torch at import time: torch is the optional ``mlxbench[torch]``.
 """
@@ -39,8 +41,8 @@ FRAMEWORKS = ("mlx", "torch")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 INSTALL_HINT = "PyTorch is not installed: pip install 'mlxbench[torch]'"
 # Mean KL(MLX ‖ PyTorch), nats per position, over the first prompt. Measured here on the same
-# weights: ~1e-10 in float32, up to ~1e-3 in bfloat16/float16 (rounding in a different order);
-# a model with one weight differing, or another seed's, gives several nats.
+# weights: ~1e-13 in float32, 1e-6 to 1e-4 in bfloat16/float16 (rounding in another order);
+# another seed's weights give several nats.
 KL_TOLERANCE = 0.02
 
 FRAMEWORK_PARAMS = (
@@ -58,6 +60,7 @@ TORCH_METRICS = (
     diagnostic("torch_blas", "PyTorch BLAS"),
     diagnostic("torch_device", "PyTorch Device"),
     diagnostic("torch_memory_counter", "PyTorch Memory Counter"),
+    diagnostic("torch_omp_wait_policy", "PyTorch OMP_WAIT_POLICY"),
 )
 
 
@@ -151,8 +154,8 @@ def torch_model(model: str, config: dict, mlx_net, dtype: str, device: str):
         net = transformers.AutoModelForCausalLM.from_pretrained(
             os.path.expanduser(model), dtype=torch_dtype, attn_implementation="sdpa")
         return net.to(device).eval()
-    hf_config = transformers.AutoConfig.for_model(
-        **{k: v for k, v in config.items()}, max_position_embeddings=config.get("max_position_embeddings", 1 << 17))
+    # transformers' default context (2048) is below a llama3 RoPE's original one; MLX has no limit.
+    hf_config = transformers.AutoConfig.for_model(**{"max_position_embeddings": 1 << 17, **config})
     hf_config._attn_implementation = "sdpa"
     net = transformers.AutoModelForCausalLM.from_config(hf_config, dtype=torch_dtype)
     import mlx.core as mx
@@ -258,6 +261,10 @@ class TorchGenerate(Workload):
     timed_phase = "generate"
 
     def setup(self) -> None:
+        # libgomp's threads spin while idle by default: on a busy CPU they starve OpenBLAS's and
+        # MLX's (measured here on 2 cores: 875 ms a decode step against 34 ms passive). Read once,
+        # when torch loads; a worker imports torch here first. MLX has no such pool.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import mlx.core as mx
         import torch
 
@@ -307,6 +314,7 @@ class TorchGenerate(Workload):
             "kl_vs_mlx": self.kl, "top1_vs_mlx": self.top1,
             "torch_threads": torch.get_num_threads(), "torch_blas": torch_blas(),
             "torch_device": self.device, "torch_memory_counter": self.memory.name,
+            "torch_omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         }
         if "step_time_s" in timed:
             figures["end_to_end_s"] = timed["step_time_s"]["median"]
