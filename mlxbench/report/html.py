@@ -12,7 +12,7 @@ import jinja2
 from markupsafe import Markup
 
 import mlxbench
-from mlxbench.report import charts, tables
+from mlxbench.report import charts, frameworks, tables
 from mlxbench.report import distributed as across_processes
 from mlxbench.report import comparison as comparison_text
 from mlxbench.report import memory as memory_truth
@@ -247,6 +247,8 @@ def render_run(run, comparison: dict | None = None, compare_label: str = "") -> 
         compare_summary=_compare_summary(comparison) if comparison else "",
         started=min((r.started_at for r in run.records), default=""),
         roofline=roofline.section(run),
+        framework_rows=frameworks.ratio_rows(run),
+        framework_claim=frameworks.CLAIM_TEXT,
     )
 
 

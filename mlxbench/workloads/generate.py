@@ -44,6 +44,7 @@ from mlxbench.workloads.base import Param, Workload, register
 from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
 from mlxbench.workloads._generation_costs import model_costs
 from mlxbench.workloads._generation_plan import PROMPT_CACHE, TESTS, Plan
+from mlxbench.workloads._generate_torch import FRAMEWORK_PARAMS, TORCH_METRICS, TorchGenerate, torch_errors
 
 KV_BITS = (4, 8)
 
@@ -214,6 +215,7 @@ class Generate(Workload):
         Param("prefill_step_size", int, 2048, minimum=1, help="prompt tokens per forward pass in prefill"),
         DISTRIBUTED_PARAM,  # tensor parallel: each rank holds its part of every layer (mlx-lm's Model.shard)
         *memory_settings.PARAMS,
+        *FRAMEWORK_PARAMS,
     )
     declares = (
         PEAK_MEMORY,
@@ -248,13 +250,21 @@ class Generate(Workload):
         timing("step_time_s", "End to End (s)", column=False),
         timing("end_to_end_s", "End to End (s)", column=False, judged=False, note="the step time's median"),
         *RANK_METRICS,
+        *TORCH_METRICS,
     )
     headline = ("decode_tokens_per_s", "prefill_tokens_per_s", "peak_memory_bytes")
     timed_phase = "generate"
 
+    def __new__(cls, params: dict | None = None, seed: int = 0):
+        # framework: torch runs the same case in PyTorch (_generate_torch.py).
+        if cls is Generate and (params or {}).get("framework") == "torch":
+            return TorchGenerate(params, seed)
+        return super().__new__(cls)
+
     @classmethod
     def check(cls, params: dict) -> list[tuple[str, str]]:
         errors = quantization_errors(params["model"], params.get("quantization"), params["group_size"])
+        errors += torch_errors(params)
         if params.get("kv_bits") is not None:
             if (problem := check_kv_quantization(params["model"], params["kv_bits"], params["kv_group_size"])) is not None:
                 errors.append(("kv_bits", problem))
