@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from pathlib import Path
 from types import SimpleNamespace
 
 import mlxbench  # noqa: F401  (BLAS before mlx.core)

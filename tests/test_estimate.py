@@ -13,7 +13,6 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-import pytest
 
 import mlxbench  # noqa: F401  (BLAS before mlx.core)
 import mlx.core as mx
@@ -186,7 +185,7 @@ def test_record_carries_the_estimate_and_the_report_shows_its_error(tmp_path):
     assert for_case("matmul", {})["peak_bytes"] is None and "no memory model" in for_case("matmul", {})["reason"]
     page = render_run(load_run(write_run(tmp_path / "run", records)))
     worst = max((abs(error(r.estimate["peak_bytes"], r.metrics["peak_memory_bytes"])), r) for r in records if r.ok)[0]
-    assert "Estimated against measured peak memory" in page and f"Worst error of this run: " in page
+    assert "Estimated against measured peak memory" in page and "Worst error of this run: " in page
     assert f"{worst:.1%}" in page
 
 
