@@ -173,7 +173,8 @@ def test_a_planted_leak_is_flagged():
     with mlxbench.profile_memory() as prof:
         tiny_training_loop(steps=8, after_step=lambda: (leak(), prof.step()))
     assert prof.leak_check()["leaking"]
-    assert prof.leak_check()["slope_bytes_per_step"] >= 256 * 1024
+    # Close to the 256 KiB kept per step: arrays of earlier tests freed meanwhile may shave a little off.
+    assert prof.leak_check()["slope_bytes_per_step"] >= 0.9 * 256 * 1024
 
 
 def test_a_steady_training_loop_is_not_flagged():
