@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import nnls
 
 from mlxbench.estimate.model import DEFAULT_CONSTANTS, TERMS, UPDATE, Estimate, estimate
 
@@ -55,6 +54,8 @@ def _weighted_nnls(a: np.ndarray, split: list, rows: list) -> tuple[np.ndarray, 
     (relative error matters, not bytes)."""
     b = np.array([peak - sum(resident.values()) for (resident, _), (_, peak) in zip(split, rows)], dtype=float)
     w = 1.0 / np.array([peak for _, peak in rows], dtype=float)
+    from scipy.optimize import nnls  # here: scipy is 0.4 s of every `list` and worker that never calibrates
+
     return nnls(np.asarray(a, dtype=float) * w[:, None], b * w)
 
 

@@ -14,8 +14,9 @@ that is what makes a Mac swap or freeze. Two layers, each figure in bytes (press
 
 A figure this platform does not count is absent, and :func:`unavailable` says why. Reading never
 raises: every OS call's status is checked and a failure leaves the figure out, with its reason.
-Linux reads its /proc files through file descriptors kept open (one ``pread`` each): cheap enough to
-sample every 10 ms.
+Linux reads its /proc files through file descriptors kept open (one ``pread`` each). A sampler that
+wakes every 10 ms calls :meth:`Reader.read_resident` (``/proc/<pid>/statm``: 5 µs) at every sample and
+the full :meth:`Reader.read` (``status``, ``meminfo``, PSI: ~60 µs with the parsing) only now and then.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import re
 import sys
 
 KIB = 1024
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 LINUX = sys.platform.startswith("linux")
 MACOS = sys.platform == "darwin"
 
@@ -86,6 +88,20 @@ class Reader:
                 _reasons.setdefault("process_bytes", f"the macOS memory APIs could not be called: {err}")
                 return {}
         return {}
+
+    def read_resident(self) -> dict[str, float]:
+        """The process's resident memory only, from the cheapest source: on Linux ``statm`` (its
+        ``rss_file_bytes`` there also counts shared memory, which ``status`` keeps apart); elsewhere
+        the process layer of :meth:`read`."""
+        if not LINUX:
+            return self.read(system=False)
+        text = self._text(f"/proc/{self.pid}/statm")
+        fields = text.split() if text else ()
+        if len(fields) < 3 or not (fields[1].isdigit() and fields[2].isdigit()):
+            return self._linux_process()
+        resident, shared = int(fields[1]) * PAGE_BYTES, int(fields[2]) * PAGE_BYTES
+        return {"rss_bytes": resident, "process_bytes": resident, "rss_file_bytes": shared,
+                "rss_anon_bytes": resident - shared}
 
     def close(self) -> None:
         for fd in self._fds.values():

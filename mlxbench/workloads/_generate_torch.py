@@ -36,6 +36,7 @@ from mlxbench.machine import blas
 from mlxbench.results.metrics import Metric, diagnostic
 from mlxbench.workloads import models
 from mlxbench.workloads.base import Param, Workload
+from mlxbench.workloads._generation_plan import prompt_token_ids
 
 FRAMEWORKS = ("mlx", "torch")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -106,12 +107,6 @@ def torch_errors(params: dict) -> list[tuple[str, str]]:
         errors.append(("model", f"expected a model in full precision with framework: torch, "
                                 f"got {params['model']!r} (an MLX-quantized checkpoint)"))
     return errors
-
-
-def prompt_ids(vocab_size: int, batch_size: int, prompt_tokens: int, seed: int) -> np.ndarray:
-    """The prompts of ``generate.make_prompts``, as int64 numpy: row i from (seed, i) alone."""
-    return np.stack([np.random.default_rng([seed, i]).integers(0, vocab_size, prompt_tokens)
-                     for i in range(batch_size)]).astype(np.int64)
 
 
 def pick_device(device: str) -> str:
@@ -285,7 +280,7 @@ class TorchGenerate(Workload):
             torch.set_num_threads(self.threads)
         mlx_net, config = models.build(p["model"], self.seed, p["dtype"])
         vocab = config.get("vocab_size") or config["text_config"]["vocab_size"]
-        prompts = prompt_ids(vocab, p["batch_size"], p["prompt_tokens"], self.seed)
+        prompts = prompt_token_ids(vocab, p["batch_size"], p["prompt_tokens"], self.seed).astype(np.int64)
         self.net = torch_model(p["model"], config, mlx_net, p["dtype"], self.device)
         reference = mlx_logprobs(mlx_net, prompts[0])
         del mlx_net

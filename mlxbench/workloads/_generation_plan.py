@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from mlxbench.workloads._generation_costs import ModelCosts, forward_passes
 
 TESTS = ("pp", "tg", "pg")
@@ -96,3 +98,10 @@ class Plan:
             out["decode_flop_per_s"] = steps * self.batch * costs.decode_step_flops(cached) / decode
             out["decode_bytes_per_s"] = steps * costs.decode_step_bytes(cached, self.batch) / decode
         return out
+
+
+def prompt_token_ids(vocab_size: int, batch_size: int, prompt_tokens: int, seed: int) -> np.ndarray:
+    """Random token ids (batch_size, prompt_tokens), the same for every framework; row i depends only
+    on (seed, i), not on batch_size."""
+    return np.stack([np.random.default_rng([seed, i]).integers(0, vocab_size, prompt_tokens)
+                     for i in range(batch_size)])

@@ -43,7 +43,7 @@ from mlxbench.results.metrics import PEAK_MEMORY, Metric, memory, rate, timing
 from mlxbench.workloads.base import Param, Workload, register
 from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
 from mlxbench.workloads._generation_costs import model_costs
-from mlxbench.workloads._generation_plan import PROMPT_CACHE, TESTS, Plan
+from mlxbench.workloads._generation_plan import PROMPT_CACHE, TESTS, Plan, prompt_token_ids
 from mlxbench.workloads._generate_torch import FRAMEWORK_PARAMS, TORCH_METRICS, TorchGenerate, torch_errors
 
 KV_BITS = (4, 8)
@@ -61,10 +61,8 @@ class Generation:
 
 
 def make_prompts(vocab_size: int, batch_size: int, prompt_tokens: int, seed: int) -> mx.array:
-    """Random token ids (batch_size, prompt_tokens); row i depends only on (seed, i), not on batch_size."""
-    rows = [np.random.default_rng([seed, i]).integers(0, vocab_size, prompt_tokens)
-            for i in range(batch_size)]
-    return mx.array(np.stack(rows).astype(np.int32))
+    """``prompt_token_ids`` as MLX int32."""
+    return mx.array(prompt_token_ids(vocab_size, batch_size, prompt_tokens, seed).astype(np.int32))
 
 
 def _prefill(model: nn.Module, cache: list, tokens: mx.array, step_size: int, quantize_kv) -> None:
