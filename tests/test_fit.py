@@ -64,6 +64,33 @@ def test_a_budget_that_forces_a_trade_off_picks_a_memory_saving_configuration():
     assert best.settings["gradient_checkpointing"] or best.settings["micro_batch_size"]
 
 
+def test_candidates_within_the_noise_are_measured_again_head_to_head_and_the_faster_one_wins():
+    # The plain family's true speeds: batch 1 100, 2 110, 4 113 tokens/s; batch 2's first measurement
+    # was taken in a fast moment of the machine and read 118. One measurement each would name batch 2.
+    true_speed = {1: 100.0, 2: 110.0, 4: 113.0}
+    first = {1: 100.0, 2: 118.0, 4: 113.0}
+    rounds = []
+
+    def trial(settings, speed):
+        return advisor.Trial(dict(settings), GB, status="ok", speed=speed, mlx_peak_bytes=GB, footprint_bytes=GB)
+
+    def remeasure(settings, round_):
+        rounds.append((round_, settings["batch_size"]))
+        return trial(settings, true_speed[settings["batch_size"]])
+
+    plain = [{"gradient_checkpointing": False, "micro_batch_size": None}]
+    search = advisor.Search(advisor.SPACES["train"], plain, 10 * GB, 0.0, lambda s: GB,
+                            lambda s: trial(s, first[s["batch_size"]]), max_batch=4, remeasure=remeasure)
+    best = search.run()
+    assert best.settings["batch_size"] == 4 and best.runoff_speed == 113.0
+    # batch 1 is more than 5% behind: not a contender; the two others alternate, round by round
+    assert rounds == [(1, 2), (1, 4), (2, 4), (2, 2)]
+    assert search.searched == 3 + 4
+    without = advisor.Search(advisor.SPACES["train"], plain, 10 * GB, 0.0, lambda s: GB,
+                             lambda s: trial(s, first[s["batch_size"]]), max_batch=4)
+    assert without.run().settings["batch_size"] == 2 and not without.runoff  # what a single measurement says
+
+
 def fit(tmp_path: Path, *extra: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLXBENCH_CACHE": str(tmp_path / "cache")}
     return subprocess.Popen([sys.executable, "-m", "mlxbench", "fit", "train", "--model", "tiny",

@@ -40,6 +40,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per candidate (default 1)")
     parser.add_argument("--repeat", type=int, default=3, help="timed steps per candidate (default 3)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per candidate (default 600)")
+    parser.add_argument("--runoff-rounds", type=int, default=2,
+                        help="alternating rounds that measure the candidates within 5%% of the best again before "
+                             "one is named (default 2; 0: the best single measurement wins)")
     parser.add_argument("--max-batch", type=int, default=advisor.MAX_BATCH,
                         help=f"largest batch size to try (default {advisor.MAX_BATCH})")
     parser.add_argument("--no-rules-of-thumb", action="store_true",
@@ -106,16 +109,19 @@ class Measurer:
         self.done = {r.case_id: r for r in latest_by_case(store.read_records(run_dir))}
         self.measured = self.reused = 0
 
-    def case(self, settings: dict) -> Case:
+    def case(self, settings: dict, runoff_round: int = 0) -> Case:
+        """The candidate's case; a runoff round's is a case of its own (its own id), so that a resumed
+        search reuses it and never mistakes it for the first measurement."""
         s = self.suite
         params = {**s.workload_cls.defaults(), **s.defaults, **settings}
-        return Case(suite=s.name, workload=s.workload, variant=settings_label(settings), sweep=dict(settings),
-                    params=params, seed=s.seed, warmup=s.warmup, repeat=s.repeat, timeout_s=float(s.timeout),
-                    is_baseline=False, case_id=case_id(s.name, s.workload, params, s.seed),
-                    memory_limit_mb=s.memory_limit_mb)
+        suffix = f" [runoff round {runoff_round}]" if runoff_round else ""
+        return Case(suite=s.name, workload=s.workload, variant=settings_label(settings) + suffix,
+                    sweep=dict(settings), params=params, seed=s.seed, warmup=s.warmup, repeat=s.repeat,
+                    timeout_s=float(s.timeout), is_baseline=False,
+                    case_id=case_id(s.name + suffix, s.workload, params, s.seed), memory_limit_mb=s.memory_limit_mb)
 
-    def __call__(self, settings: dict) -> advisor.Trial:
-        case = self.case(settings)
+    def __call__(self, settings: dict, runoff_round: int = 0) -> advisor.Trial:
+        case = self.case(settings, runoff_round)
         record = self.done.get(case.case_id)
         problems = self.suite.workload_cls.check(case.params) if record is None else []
         if problems:  # e.g. a KV cache this model cannot quantize: not a candidate
@@ -167,6 +173,8 @@ def main(args) -> int:
     budget = parse_budget(args.budget) if args.budget or not args.resume else resumed_budget(args.resume)
     if not 0 <= args.margin < 1:
         raise UserError(f"--margin: expected a fraction from 0 to 1, got {args.margin}")
+    if args.runoff_rounds < 0:
+        raise UserError(f"--runoff-rounds: expected a number of rounds ≥ 0, got {args.runoff_rounds}")
     fixed = fixed_settings(args.workload, args.model, args.sets)
     space = advisor.SPACES[args.workload]
     families = advisor.families_for(space, fixed)
@@ -180,7 +188,8 @@ def main(args) -> int:
         estimate = estimator(args.workload, fixed, env_id)
         measurer = Measurer(suite, run_dir, env_id, space.objective)
         search = advisor.Search(space, families, budget, args.margin, estimate, measurer, max_batch=args.max_batch,
-                                fixed_batch=fixed.get("batch_size"))
+                                fixed_batch=fixed.get("batch_size"), remeasure=measurer,
+                                runoff_rounds=args.runoff_rounds)
         best = search.run()
         rules = {} if args.no_rules_of_thumb else fit_output.measure_rules(
             args.workload, search, measurer, fixed, budget)

@@ -31,7 +31,8 @@ def answer_line(best: advisor.Trial | None, budget: float, objective: str) -> st
     if best is None:
         return f"nothing measured fits in {gb(budget)}"
     headroom = budget - (best.footprint_bytes or 0)
-    return (f"fastest under {gb(budget)}: {_label(best.settings)} — {best.speed:,.1f} {objective}, "
+    speed = best.runoff_speed or best.speed
+    return (f"fastest under {gb(budget)}: {_label(best.settings)} — {speed:,.1f} {objective}, "
             f"peak {gb(best.footprint_bytes or 0)} (MLX {gb(best.mlx_peak_bytes or 0)}), "
             f"headroom {gb(headroom)} ({headroom / budget:.0%})")
 
@@ -60,8 +61,15 @@ def report(args, search: advisor.Search, best, rules: dict, run_dir: Path, measu
           f"{sum(not t.measured for t in trials)} skipped without running:")
     for t in trials:
         print(_row(t))
+    if search.runoff:
+        print(f"\nwithin {advisor.RUNOFF_BAND:.0%} of each other: measured again in "
+              f"{len(search.runoff[0].runoff_speeds)} alternating rounds, the best median named the answer:")
+        for t in sorted(search.runoff, key=lambda t: -t.runoff_speed):
+            rounds = ", ".join(f"{v:,.1f}" for v in t.runoff_speeds)
+            print(f"  {_label(t.settings):<64} median {t.runoff_speed:>10,.1f}  (rounds: {rounds})")
     for name, t in rules.items():
-        gap = f"{t.speed / best.speed - 1:+.0%} vs the answer" if best and t.speed and t.status == "ok" else t.status
+        gap = f"{t.speed / best.speed - 1:+.0%} vs the answer's first measurement" \
+            if best and t.speed and t.status == "ok" else t.status
         print(f"\n{name} would have picked {_label(t.settings)}: {gap}")
     print(f"\nresults: {run_dir}")
     if args.report:

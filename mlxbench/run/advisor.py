@@ -6,18 +6,26 @@ is doubled, then bisected at the edge of the budget. The memory estimate skips e
 candidate that cannot fit, and an upper bound on each candidate's speed, from what the
 plain family measured, skips every one that cannot beat the best measured so far. Only
 what is left is measured, each candidate by the ``measure`` function the caller gives
-(a worker process per candidate, its memory limit the budget).
+(a worker process per candidate, its memory limit the budget). The candidates within timing noise
+of the best are then measured again head to head, in alternating rounds, and the runoff names
+the answer.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
 SATURATION = 0.03  # a doubling that gains less than this has reached the plateau
 MICRO_GAIN = 1.10  # at most this much faster than the plain batch of the same per-pass size
 MAX_BATCH = 256
+# Candidates within this of the best are measured again, head to head in alternating rounds, before one
+# is named: each was measured once, minutes apart, on a machine whose speed drifts by about this much
+# (small, batch 2, measured 240 and 231 tokens/s in two runs here), so one measurement cannot rank them.
+RUNOFF_BAND = 0.05
+RUNOFF_MAX = 2  # each contender costs a case per round
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,11 @@ class Trial:
     footprint_bytes: int | None = None  # what counts against the budget: the process's peak RSS
     case_id: str = ""
     tags: list[str] = field(default_factory=list)
+    runoff_speeds: list[float] = field(default_factory=list)  # measured again head to head (0: over budget)
+
+    @property
+    def runoff_speed(self) -> float | None:
+        return statistics.median(self.runoff_speeds) if self.runoff_speeds else None
 
     @property
     def measured(self) -> bool:
@@ -66,6 +79,7 @@ class Trial:
 
 
 Measure = Callable[[dict], Trial]  # settings → a measured Trial (status, speed, peaks)
+Remeasure = Callable[[dict, int], Trial]  # settings, runoff round → a fresh measurement (never reused)
 Estimate = Callable[[dict], int]  # settings → estimated MLX peak bytes
 
 
@@ -96,6 +110,9 @@ class Search:
     searched: int = 0  # candidates the search itself measured (set once it has run)
     max_batch: int = MAX_BATCH
     fixed_batch: int | None = None  # the user fixed the batch size: only the other settings are searched
+    remeasure: Remeasure | None = None  # for the runoff; None: the best single measurement wins
+    runoff_rounds: int = 2
+    runoff: list[Trial] = field(default_factory=list)  # the contenders measured again, if any
 
     @property
     def limit(self) -> float:
@@ -103,6 +120,8 @@ class Search:
 
     @property
     def best(self) -> Trial | None:
+        if self.runoff:
+            return max(self.runoff, key=lambda t: t.runoff_speed)
         fitting = [t for t in self.trials.values() if t.fits(self.limit)]
         return max(fitting, key=lambda t: t.speed, default=None)
 
@@ -122,24 +141,35 @@ class Search:
         return trial
 
     def bound(self, family: dict, batch: int) -> float:
-        """An optimistic speed for ``family`` at ``batch`` from the plain family's measurements."""
-        plain = sorted((t for t in self.trials.values() if t.status == "ok" and t.speed
-                        and all(t.settings.get(k) == v for k, v in self.families[0].items())),
-                       key=lambda t: t.settings["batch_size"])
-        if family == self.families[0] or not plain or not self.space.bounded:
+        """An optimistic speed for ``family`` at ``batch``: from the plain family's measurements, and
+        from the family's own at a smaller batch, whichever is lower."""
+        if not self.space.bounded:
             return math.inf
+        plain = self.measured_in(self.families[0])
         per_pass = family.get("micro_batch_size") or batch
-        below = [t for t in plain if t.settings["batch_size"] <= per_pass]
-        if not below:
-            return math.inf
-        ref = below[-1]
-        # gain per doubling of the batch between the last two measured plain batches
         gains = [(b.speed / a.speed) ** (1 / math.log2(b.settings["batch_size"] / a.settings["batch_size"])) - 1
-                 for a, b in zip(plain, plain[1:])]
+                 for a, b in zip(plain, plain[1:])]  # per doubling of the batch, between measured plain batches
         gain = max(gains[-1] if gains else 1.0, 0.0) + SATURATION
-        doublings = math.log2(per_pass / ref.settings["batch_size"])
         factor = MICRO_GAIN if family.get("micro_batch_size") else 1.0
-        return ref.speed * (1 + gain) ** doublings * factor
+
+        def from_ref(ref: Trial) -> float:
+            ref_per_pass = ref.settings.get("micro_batch_size") or ref.settings["batch_size"]
+            return ref.speed * (1 + gain) ** math.log2(per_pass / ref_per_pass) * factor
+
+        bounds = [math.inf]
+        below = [t for t in plain if t.settings["batch_size"] <= per_pass]
+        if family != self.families[0] and below:
+            bounds.append(from_ref(below[-1]))
+        own = [t for t in self.measured_in(family) if t.settings["batch_size"] < batch]
+        if own:  # the same trade-off at a smaller batch already measured what it costs
+            bounds.append(from_ref(own[-1]))
+        return min(bounds)
+
+    def measured_in(self, family: dict) -> list[Trial]:
+        """The family's measured trials that ran, by batch size."""
+        return sorted((t for t in self.trials.values() if t.status == "ok" and t.speed
+                       and all(t.settings.get(k) == v for k, v in family.items())),
+                      key=lambda t: t.settings["batch_size"])
 
     def beaten(self, family: dict, batch: int) -> bool:
         best = self.best
@@ -178,10 +208,28 @@ class Search:
             else:
                 high = middle
 
+    def run_off(self) -> None:
+        """Measure the contenders within RUNOFF_BAND of the best again, in alternating rounds (ABBA);
+        the best median of those rounds wins, every contender measured in the same stretch of time."""
+        best = self.best
+        if best is None or self.remeasure is None or self.runoff_rounds < 1:
+            return
+        contenders = sorted((t for t in self.trials.values()
+                             if t.fits(self.limit) and t.speed >= best.speed * (1 - RUNOFF_BAND)),
+                            key=lambda t: -t.speed)[:RUNOFF_MAX]
+        if len(contenders) < 2:
+            return
+        for round_ in range(1, self.runoff_rounds + 1):
+            for t in contenders if round_ % 2 else contenders[::-1]:
+                again = self.remeasure(t.settings, round_)
+                t.runoff_speeds.append(again.speed if again.fits(self.limit) else 0.0)
+        self.runoff = contenders
+
     def run(self) -> Trial | None:
         for family in self.families:
             self.walk(family)
-        self.searched = sum(t.measured for t in self.trials.values())
+        self.run_off()
+        self.searched = sum(t.measured for t in self.trials.values()) + sum(len(t.runoff_speeds) for t in self.runoff)
         return self.best
 
 
