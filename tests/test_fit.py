@@ -64,6 +64,18 @@ def test_a_budget_that_forces_a_trade_off_picks_a_memory_saving_configuration():
     assert best.settings["gradient_checkpointing"] or best.settings["micro_batch_size"]
 
 
+def test_gradient_checkpointing_is_measured_only_where_its_twin_without_it_did_not_run():
+    # Recomputing activations is never faster than keeping them: where the twin without checkpointing
+    # ran and lost, the checkpointed configuration cannot win.
+    for budget in (0.7 * GB, 1.5 * GB, 3 * GB):
+        search, measured = make_search(budget)
+        search.run()
+        for settings in measured:
+            if settings["gradient_checkpointing"]:
+                twin = search.trials.get(search.key({**settings, "gradient_checkpointing": False}))
+                assert twin is None or twin.status != "ok", (budget, settings)
+
+
 def test_candidates_within_the_noise_are_measured_again_head_to_head_and_the_faster_one_wins():
     # The plain family's true speeds: batch 1 100, 2 110, 4 113 tokens/s; batch 2's first measurement
     # was taken in a fast moment of the machine and read 118. One measurement each would name batch 2.

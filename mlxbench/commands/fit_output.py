@@ -20,8 +20,7 @@ def measure_rules(workload: str, search: advisor.Search, measurer, fixed: dict, 
         family = {k: v for k, v in settings.items() if k != "batch_size"}
         trial = search.trial(family, settings["batch_size"])
         if not trial.measured:  # the rule does not look at the estimate: measure what it picked anyway
-            key = repr(sorted(settings.items()))
-            trial = search.trials[key] = measurer(settings)
+            trial = search.trials[search.key(settings)] = measurer(settings)
         trial.tags.append(name)
         out[name] = trial
     return out

@@ -127,7 +127,7 @@ class Search:
 
     def trial(self, family: dict, batch: int) -> Trial:
         settings = {**family, "batch_size": batch}
-        key = repr(sorted(settings.items()))
+        key = self.key(settings)
         if key in self.trials:
             return self.trials[key]
         estimated = self.estimate(settings)
@@ -163,7 +163,15 @@ class Search:
         own = [t for t in self.measured_in(family) if t.settings["batch_size"] < batch]
         if own:  # the same trade-off at a smaller batch already measured what it costs
             bounds.append(from_ref(own[-1]))
+        if family.get("gradient_checkpointing"):  # recomputing activations is never faster than keeping them
+            twin = self.trials.get(self.key({**family, "gradient_checkpointing": False, "batch_size": batch}))
+            if twin is not None and twin.status == "ok" and twin.speed:
+                bounds.append(twin.speed * (1 + SATURATION))
         return min(bounds)
+
+    @staticmethod
+    def key(settings: dict) -> str:
+        return repr(sorted(settings.items()))
 
     def measured_in(self, family: dict) -> list[Trial]:
         """The family's measured trials that ran, by batch size."""
