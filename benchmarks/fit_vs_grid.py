@@ -33,6 +33,8 @@ from mlxbench.run.rundir import open_run_dir, record_environment
 from mlxbench.run.runner import make_record
 from mlxbench.run.supervise import run_isolated
 
+TOLERANCE = 0.03
+
 
 def grid_settings(families: list[dict], max_batch: int) -> list[dict]:
     return [{**f, "batch_size": b} for f in families for b in advisor.family_batches(f, max_batch)]
@@ -121,6 +123,7 @@ def main(argv: list[str]) -> int:
     print(f"fit:  {search.searched} cases ({search.searched / len(grid):.0%} of the grid), best "
           f"{best.speed:,.1f} tokens/s at {settings_label(best.settings)} ({gap:+.1%} vs the grid's best, "
           "each from its own run)")
+    ratios: list[float] = []
     if best.settings == grid_best.settings:
         print("both picked the same configuration: the gap is 0 by construction")
         gap = 0.0
@@ -131,9 +134,13 @@ def main(argv: list[str]) -> int:
         print(f"head to head, {args.rounds} alternating rounds: fit's pick {np.median(speeds['fit']):,.1f} vs "
               f"the grid's {np.median(speeds['grid']):,.1f} tokens/s, median ratio {gap + 1:.3f} "
               f"(rounds: {', '.join(f'{r:.3f}' for r in ratios)})")
-    ok = gap >= -0.03 and search.searched <= len(grid) / 2
-    print("acceptance (within 3% of the grid's best, at most half its cases):", "met" if ok else "NOT met")
-    return 0 if ok else 1
+    speed = "met" if gap >= -TOLERANCE else "NOT met"
+    if ratios and min(ratios) < 1 - TOLERANCE <= max(ratios):
+        speed = (f"cannot tell: the rounds straddle −{TOLERANCE:.0%} ({min(ratios):.3f} … {max(ratios):.3f}); "
+                 "more --rounds or a quieter machine")
+    cases = "met" if search.searched <= len(grid) / 2 else "NOT met"
+    print(f"acceptance: within {TOLERANCE:.0%} of the grid's best: {speed}; at most half its cases: {cases}")
+    return 0 if speed == cases == "met" else 1
 
 
 if __name__ == "__main__":
