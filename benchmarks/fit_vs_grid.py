@@ -27,11 +27,8 @@ import numpy as np
 
 import mlxbench  # noqa: F401  (BLAS before mlx.core)
 from mlxbench.commands.fit import Measurer, estimator, fixed_settings, make_suite, parse_budget, settings_label
-from mlxbench.results import store
 from mlxbench.run import advisor
 from mlxbench.run.rundir import open_run_dir, record_environment
-from mlxbench.run.runner import make_record
-from mlxbench.run.supervise import run_isolated
 
 TOLERANCE = 0.03
 
@@ -72,12 +69,8 @@ def head_to_head(args, fixed: dict, budget: float, picks: dict[str, dict]) -> di
     with measuring(args, fixed, budget, "head-to-head") as measurer:
         for round_ in range(args.rounds):
             for name in (list(picks) if round_ % 2 == 0 else list(picks)[::-1]):
-                case = measurer.case(picks[name])
-                print(f"  round {round_ + 1}: {name}'s pick …", flush=True)
-                record = make_record(case, run_isolated(case, measurer.run_dir), measurer.run_dir.name,
-                                     measurer.env_id, False)
-                store.append_record(measurer.run_dir, record)
-                speeds[name].append(record.metrics.get(measurer.objective) or float("nan"))
+                print(f"  {name}'s pick:", flush=True)
+                speeds[name].append(measurer(picks[name], round_ + 1).speed or float("nan"))
     return speeds
 
 

@@ -109,19 +109,19 @@ class Measurer:
         self.done = {r.case_id: r for r in latest_by_case(store.read_records(run_dir))}
         self.measured = self.reused = 0
 
-    def case(self, settings: dict, runoff_round: int = 0) -> Case:
-        """The candidate's case; a runoff round's is a case of its own (its own id), so that a resumed
-        search reuses it and never mistakes it for the first measurement."""
+    def case(self, settings: dict, round_: int = 0) -> Case:
+        """The candidate's case; a measurement repeated in round ``round_`` ≥ 1 (the runoff's) is a case of
+        its own (its own id), so that a resumed search reuses it and never mistakes it for the first."""
         s = self.suite
         params = {**s.workload_cls.defaults(), **s.defaults, **settings}
-        suffix = f" [runoff round {runoff_round}]" if runoff_round else ""
+        suffix = f" [round {round_}]" if round_ else ""
         return Case(suite=s.name, workload=s.workload, variant=settings_label(settings) + suffix,
                     sweep=dict(settings), params=params, seed=s.seed, warmup=s.warmup, repeat=s.repeat,
                     timeout_s=float(s.timeout), is_baseline=False,
                     case_id=case_id(s.name + suffix, s.workload, params, s.seed), memory_limit_mb=s.memory_limit_mb)
 
-    def __call__(self, settings: dict, runoff_round: int = 0) -> advisor.Trial:
-        case = self.case(settings, runoff_round)
+    def __call__(self, settings: dict, round_: int = 0) -> advisor.Trial:
+        case = self.case(settings, round_)
         record = self.done.get(case.case_id)
         problems = self.suite.workload_cls.check(case.params) if record is None else []
         if problems:  # e.g. a KV cache this model cannot quantize: not a candidate
