@@ -41,13 +41,14 @@ class Guard:
         self.active = self.swap_limit_mb is not None or self.pressure_limit is not None
         self.system = os_memory.Reader()
         self.worker = os_memory.Reader(worker_pid)
-        self.swap_before = self.system.read().get("swap_used_bytes") if self.active else None
+        reading = self.system.read() if self.active else {}
+        self.swap_before = reading.get("swap_used_bytes")
         if self.active:
-            self._say_what_cannot_be_watched()
+            self._say_what_cannot_be_watched(reading)
 
-    def _say_what_cannot_be_watched(self) -> None:
+    def _say_what_cannot_be_watched(self, reading: dict) -> None:
         """A limit this machine gives no figure for cannot stop anything: say so, once per runner."""
-        reading, reasons = self.system.read(), os_memory.unavailable()
+        reasons = os_memory.unavailable()
         blind = []
         if self.swap_limit_mb is not None and "swap_used_bytes" not in reading:
             blind.append(f"swap_limit_mb ({reasons.get('swap_used_bytes', 'no swap figure')})")
