@@ -22,15 +22,18 @@ import time
 import traceback
 from pathlib import Path
 
+from mlxbench import options
 from mlxbench.errors import UserError
 
+MIN_POINTS = 10  # the downsampler keeps the first, the last and each series' peak
 PYTHON_NAMES = ("python", "python3", Path(sys.executable).name)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--interval-s", type=float, default=0.01, help="seconds between samples (default 0.01)")
-    parser.add_argument("--out", default=None, help="output folder (default profiles/<script>-<time>)")
-    parser.add_argument("--max-points", type=int, default=2000, help="timeline points kept, peaks included")
+    parser.add_argument("--interval-s", type=options.number(0, 60, "a number of seconds", above=True), default=0.01, help="seconds between samples (default 0.01)")
+    parser.add_argument("--out", type=options.non_empty, default=None, help="output folder (default profiles/<script>-<time>)")
+    parser.add_argument("--max-points", type=options.whole_number(MIN_POINTS, 10_000_000, "a number of points"),
+                        default=2000, help=f"timeline points kept, peaks included (at least {MIN_POINTS})")
     parser.add_argument("-m", dest="module_command", nargs=argparse.REMAINDER, metavar="MODULE [ARGS]",
                         help="run a module as `python -m MODULE ARGS` does (e.g. -m mlx_lm generate --model …)")
     parser.add_argument("script_command", nargs=argparse.REMAINDER, metavar="-- [python] SCRIPT [ARGS]",
@@ -118,8 +121,6 @@ def main(args: argparse.Namespace) -> int:
         script, script_args = module_and_args(args.module_command)
     else:
         script, script_args = script_and_args(args.script_command)
-    if not args.interval_s > 0:
-        raise UserError(f"--interval-s: expected a number > 0, got {args.interval_s}")
     stem = script.replace(".", "_") if isinstance(script, str) else script.stem
     out = Path(args.out or Path("profiles") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
 
