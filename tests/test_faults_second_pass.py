@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,29 @@ def test_fit_refuses_its_own_bad_options_before_any_work(option):
     done = mlxbench("fit", "train", "--model", "tiny", option, timeout=30)
     assert (done.returncode, done.stdout) == (2, "")
     assert re.fullmatch(rf"mlxbench fit: argument {option.split('=')[0]}[^\n]+\n", done.stderr), done.stderr
+
+
+# Item 4: a sweep is counted before any case is built.
+
+def test_a_sweep_of_125000_cases_is_refused_in_milliseconds_with_the_count_and_the_key_to_raise(tmp_path):
+    (tmp_path / "three_axes.py").write_text(
+        "from mlxbench.workloads.base import Param, Workload\n\n\nclass W(Workload):\n"
+        "    params = tuple(Param(k, int, 1) for k in 'abc')\n")
+    axes = "".join(f"  {k}: [{', '.join(map(str, range(50)))}]\n" for k in "abc")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"name: big\nworkload: 'three_axes:W'\nsweep:\n{axes}")
+    started = time.monotonic()
+    with pytest.raises(UserError, match=r"suite.yaml:3: sweep: expected at most 10000 cases \(max_cases\), got 125000 "
+                                        r"\(1 variant × 50 a × 50 b × 50 c\); raise max_cases"):
+        suites.load(suite)
+    assert time.monotonic() - started < 1
+
+
+def test_max_cases_can_be_raised_in_the_suite_or_with_set(tmp_path):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"name: n\nworkload: matmul\nmax_cases: 10\nsweep:\n  n: [{', '.join(map(str, range(1, 51)))}]\n")
+    with pytest.raises(UserError, match="got 50"):
+        suites.load(suite)
+    assert len(suites.expand(suites.load(suite, sets=["max_cases=50"]))) == 50
+    with pytest.raises(UserError, match=r"--set max_cases: expected a positive integer, got nan"):
+        suites.load(suite, sets=["max_cases=.nan"])

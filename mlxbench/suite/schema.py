@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -50,10 +51,13 @@ FIELDS = {p.name: p for p in (
     Param("variants", dict, None, nullable=True, help="named parameter overrides, in report order"),
     Param("sweep", dict, None, nullable=True, help="axes whose cartesian product applies to every variant"),
     Param("profiles", dict, None, nullable=True, help="named sets of field overrides, picked with --profile"),
+    Param("max_cases", int, 10_000, minimum=1,
+          help="the most cases the suite may expand to (counted before any is built); raise it for a larger sweep"),
 )}
 REQUIRED = ("name", "workload")
 PROFILE_FIELDS = tuple(k for k in FIELDS if k not in ("name", "workload", "profiles"))
-SET_FIELDS = ("warmup", "repeat", "timeout", "seed", "memory_limit_mb", "swap_limit_mb", "pressure_limit")
+SET_FIELDS = ("warmup", "repeat", "timeout", "seed", "memory_limit_mb", "swap_limit_mb", "pressure_limit",
+              "max_cases")
 NO_PROFILE = "full"  # --profile full: the suite as written
 AUTO_PROFILE = "auto"  # --profile auto: 'quick' on a CPU-only MLX, else the suite as written
 DEFAULT_VARIANT = "default"
@@ -322,6 +326,7 @@ def load(path: str | Path, profile: str | None = None, sets: list[str] = (), onl
     _apply_sets(layers, sets, cls, source)
     variants, baseline = _variants(layers, source)
     sweep = layers.fields.get("sweep") or {}
+    _check_count(layers, variants, sweep, source)
     _check_params(layers, variants, sweep, cls, source)
     for name in only:
         if name not in variants:
@@ -340,6 +345,17 @@ def load(path: str | Path, profile: str | None = None, sets: list[str] = (), onl
     )
     _check_cases(suite, source, layers)
     return suite
+
+
+def _check_count(layers: _Layers, variants: dict, sweep: dict, source: Source) -> None:
+    """Refuse a suite that expands to more than max_cases cases, counted without building one."""
+    limit = layers.fields.get("max_cases", FIELDS["max_cases"].default)
+    count = len(variants) * math.prod(len(v) if isinstance(v, list) else 1 for v in sweep.values())
+    if count > limit:
+        shape = " × ".join([f"{len(variants)} variant{'s' * (len(variants) != 1)}", *(f"{len(v)} {k}" for k, v in sweep.items()
+                                                            if isinstance(v, list))])
+        raise source.error(layers.at("sweep") if sweep else (), f"expected at most {limit} cases (max_cases), got "
+                           f"{count} ({shape}); raise max_cases in the suite or with --set max_cases=N to run more")
 
 
 def _check_cases(suite: Suite, source: Source, layers: _Layers) -> None:
