@@ -3,19 +3,33 @@ sweeps too large to build, exports that lose data, and files that are not what t
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
+import json
 import os
 import re
+import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
+import sample_runs
+from mlxbench import cli, workloads
 from mlxbench.commands import fit_output
 from mlxbench.errors import UserError
+from mlxbench.report import llama_bench
+from mlxbench.report.text import markdown_escaped
+from mlxbench.results.record import Record
+from mlxbench.results.run import Run
 from mlxbench.run import advisor
 from mlxbench.suite import schema as suites
+from test_supervise import left_behind, marker, run_dir, start_run  # noqa: F401  (marker: a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 ONE_LINE = re.compile(r"mlxbench: [^\n]+\n")
@@ -124,3 +138,207 @@ def test_max_cases_can_be_raised_in_the_suite_or_with_set(tmp_path):
     assert len(suites.expand(suites.load(suite, sets=["max_cases=50"]))) == 50
     with pytest.raises(UserError, match=r"--set max_cases: expected a positive integer, got nan"):
         suites.load(suite, sets=["max_cases=.nan"])
+
+
+# Item 5: llama-bench's exports keep every case and every sweep axis, whatever the axis is named.
+
+def _every_axis_run(workload: str, tmp_path: Path):
+    """Two cases of ``workload`` sweeping every parameter it has, with llama-bench's test figures."""
+    params = workloads.get(workload).params
+    def value(p, i):
+        if p.choices:
+            return p.choices[i % len(p.choices)]
+        return {int: 1 + i, float: 0.5 + i, bool: bool(i), str: f"s{i}"}.get(p.type, f"v{i}")
+    records = [Record(suite="axes", case_id=f"c{i}", variant=f"v{i} \x00 after NUL | pipe", workload=workload,
+                      run_id="r", sweep={p.name: value(p, i) for p in params},
+                      params={p.name: value(p, i) for p in params}, status="ok",
+                      metrics={"n_prompt": 8, "n_gen": 4, "n_depth": 0, "test_s": {"median": 0.1, "samples": [0.1, 0.2]},
+                               "step_time_s": {"median": 0.1, "p10": 0.1, "p90": 0.2, "samples": [0.1, 0.2]}})
+               for i in range(2)]
+    return Run(tmp_path, records, {}, {"name": "axes", "workload": workload}), [p.name for p in params]
+
+
+@pytest.mark.parametrize("workload", workloads.names())
+def test_every_export_loads_back_with_every_sweep_axis_of_every_shipped_workload(tmp_path, workload):
+
+    run, axes = _every_axis_run(workload, tmp_path)
+    columns, rows = llama_bench.rows(run)
+    assert len(columns) == len(set(columns))
+    named = {a: a if a in columns and not any(a == c for c in ("test", "prompt_cache", *llama_bench.FIELDS))
+             else f"param_{a}" for a in axes}
+    db = sqlite3.connect(":memory:")
+    db.executescript(llama_bench.to_sql(run))
+    loaded = db.execute("SELECT * FROM test").fetchall()
+    header = [d[0] for d in db.execute("SELECT * FROM test").description]
+    table = list(csv.DictReader(io.StringIO(llama_bench.to_csv(run))))
+    data = json.loads(llama_bench.to_json(run))
+    assert len(loaded) == len(table) == len(data) == 2
+    for i, record in enumerate(run.records):
+        db_row = dict(zip(header, loaded[i]))
+        assert db_row["variant"] == table[i]["variant"] == data[i]["variant"] == record.variant
+        for axis, column in named.items():
+            expected = record.sweep[axis]
+            assert data[i][column] == expected, (axis, column)
+            assert db_row[column] == (int(expected) if isinstance(expected, bool) else expected), (axis, column)
+            assert table[i][column] == str(expected), (axis, column)
+
+
+def test_a_variant_name_with_a_control_character_is_refused_at_the_suite(tmp_path):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text('name: x\nworkload: matmul\nvariants:\n  "a\\0b": {}\n')
+    with pytest.raises(UserError, match=r"suite.yaml:4: variants.* expected a variant name without control characters"):
+        suites.load(suite)
+
+
+def test_markdown_escapes_pipes_and_line_breaks_in_every_cell():
+
+    assert markdown_escaped("a|b\nc\r\nd") == "a\\|b<br>c<br>d"
+
+
+# Item 7: distributed values are bounded and a hostfile is read with bounds.
+
+@pytest.mark.parametrize("processes", ["1000", "100000000000000000000000"])
+def test_a_number_of_processes_past_the_maximum_is_refused(tmp_path, processes):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"name: x\nworkload: matmul\ndefaults:\n  distributed: {{processes: {processes}}}\n")
+    with pytest.raises(UserError, match=r"processes: expected an integer from 1 to 64, got "):
+        suites.load(suite)
+
+
+@pytest.mark.parametrize("kind", ["brackets", "fifo", "device", "loop"])
+def test_a_hostfile_that_is_no_file_or_too_deep_is_one_line(tmp_path, kind):
+    hostfile = tmp_path / "hosts.json"
+    if kind == "brackets":
+        hostfile.write_text("[" * 100_000)
+    elif kind == "fifo":
+        os.mkfifo(hostfile)
+    elif kind == "device":
+        hostfile = Path("/dev/zero")
+    else:
+        hostfile.symlink_to(hostfile)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"name: x\nworkload: matmul\ndefaults:\n  distributed: {{processes: 2, hostfile: '{hostfile}'}}\n")
+    started = time.monotonic()
+    with pytest.raises(UserError, match="hostfile: ") as refused:
+        suites.load(suite)
+    assert time.monotonic() - started < 2 and "\n" not in str(refused.value)
+    assert {"brackets": "nested too deep", "fifo": "got a FIFO", "device": "got a character device",
+            "loop": "got a symlink loop"}[kind] in str(refused.value)
+
+
+# Item 10: a records file that is not a file.
+
+@pytest.mark.parametrize("kind, said", [("fifo", "got a FIFO"), ("loop", "got a symlink loop")])
+def test_a_records_file_that_is_a_fifo_or_a_symlink_loop_is_said_not_waited_on(tmp_path, capsys, kind, said):
+
+    run = sample_runs.write_run(tmp_path / "run", sample_runs.training_records())
+    (run / "records.jsonl").unlink()
+    if kind == "fifo":
+        os.mkfifo(run / "records.jsonl")
+    else:
+        (run / "records.jsonl").symlink_to(run / "records.jsonl")
+    started = time.monotonic()
+    assert cli.main(["compare", str(run), str(run)]) == 2
+    assert time.monotonic() - started < 5
+    err = capsys.readouterr().err
+    assert ONE_LINE.fullmatch(err) and said in err, err
+
+
+def test_estimate_refuses_a_setting_run_refuses(capsys):
+
+    assert cli.main(["estimate", "train", "--model", "tiny", "--set", "lora={bogus: 1}"]) == 2
+    assert "--set lora.bogus: expected one of the keys rank" in capsys.readouterr().err
+    assert cli.main(["estimate", "train", "--model", "tiny", "--set", "lora={rank: " + "9" * 30 + "}"]) == 2
+    err = capsys.readouterr().err
+    assert ONE_LINE.fullmatch(err) and "lora.rank: expected at most the model's hidden size" in err
+
+
+# Item 8: profile's options are checked before the script runs; a fork writes once; a hang is stopped.
+
+def test_profile_writes_once_when_the_script_forks_and_stops_a_script_past_its_timeout(tmp_path, capsys):
+
+    forks = tmp_path / "forks.py"
+    forks.write_text("import os\npid = os.fork()\nif pid:\n    os.waitpid(pid, 0)\n")
+    assert cli.main(["profile", "--out", str(tmp_path / "a"), "--", "python", str(forks)]) == 0
+    assert capsys.readouterr().err.count("wrote ") == 1
+    forever = tmp_path / "forever.py"
+    forever.write_text("import time\nwhile True:\n    time.sleep(0.01)\n")
+    started = time.monotonic()
+    assert cli.main(["profile", "--timeout", "0.5", "--out", str(tmp_path / "b"), "--", "python", str(forever)]) == 124
+    assert time.monotonic() - started < 30
+    assert "stopped the script after --timeout 0.5 s" in capsys.readouterr().err
+    assert (tmp_path / "b" / "profile.json").exists()
+
+
+@pytest.mark.parametrize("option", ["--max-points=3", "--max-points=0", "--interval-s=inf"])
+def test_profile_refuses_its_options_before_the_script_runs(tmp_path, capsys, option):
+
+    script = tmp_path / "leaves_a_mark.py"
+    script.write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    assert cli.main(["profile", option, "--out", str(tmp_path / "p"), "--", "python", str(script)]) == 2
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "p").exists()
+    assert f"argument {option.split('=')[0]}" in capsys.readouterr().err
+
+
+# Item 10: a case's folder lives in the run folder, so a kill -9 of the runner leaves nothing in the system's.
+
+def test_a_runner_killed_with_sigkill_leaves_no_case_folder_in_the_system_temporary_folder(tmp_path, marker):
+
+    runner = start_run(tmp_path, marker, ["spawns then sleeps"])
+    try:
+        deadline = time.monotonic() + 60
+        while len(left_behind(marker)) < 2:
+            assert runner.poll() is None and time.monotonic() < deadline, runner.communicate()
+            time.sleep(0.05)
+        orphans = psutil.Process(runner.pid).children(recursive=True)
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=10)
+    finally:
+        runner.kill()
+        runner.communicate()
+        for proc in orphans if "orphans" in locals() else []:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert [p.name.startswith(".case-") for p in run_dir(tmp_path).iterdir() if p.is_dir() and p.name != "logs"] \
+        == [True]
+
+
+# Item 9: mlx.core imported before mlxbench is said once, with the fix, where it would cost 50×.
+
+@pytest.mark.parametrize("imports, warned", [("import mlx.core\nimport mlxbench", True),
+                                             ("import mlxbench\nimport mlx.core", False)])
+def test_profiling_on_the_reference_blas_because_of_the_import_order_says_so_once(tmp_path, imports, warned):
+    script = tmp_path / "late.py"
+    script.write_text(f"{imports}\n\nfor _ in range(2):\n    with mlxbench.profile_memory():\n        pass\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("Fix: import mlxbench before mlx.core") == (1 if warned else 0), done.stderr
+
+
+# Item 6: the rank that died first is named from what each rank left.
+
+def test_a_rank_killed_without_a_word_is_named_before_the_peer_that_lost_it(tmp_path):
+    from mlxbench.run.launch import assemble, rank_file
+
+    (rank_file(tmp_path, 0, "json")).write_text(json.dumps(
+        {"rank": 0, "status": "error", "ended_at": 2.0,
+         "error": {"message": "RuntimeError: [ring] connection to a peer was lost", "traceback": ""}}))
+    for rank in (0, 1):
+        rank_file(tmp_path, rank, "progress").write_text(json.dumps({"phase": "step 2", "steps": 2, "at": 1.0}))
+    outcome = assemble(tmp_path, 2, "2026-12-07T00:00:00+00:00", 1.0, None)
+    assert outcome["status"] == "error"
+    assert outcome["error"]["message"].startswith("rank 1 died without a word (killed by a signal")
+    assert "last seen in step 2); then rank 0: RuntimeError: [ring] connection to a peer was lost" \
+        in outcome["error"]["message"]
+
+
+def test_a_rank_that_failed_with_its_own_error_is_still_named_first(tmp_path):
+    from mlxbench.run.launch import assemble, rank_file
+
+    for rank, (ended, message) in enumerate([(2.0, "RuntimeError: peer lost"), (1.0, "ValueError: mine")]):
+        rank_file(tmp_path, rank, "json").write_text(json.dumps(
+            {"rank": rank, "status": "error", "ended_at": ended, "error": {"message": message}}))
+        rank_file(tmp_path, rank, "progress").write_text(json.dumps({"phase": "step 1", "steps": 1}))
+    assert assemble(tmp_path, 2, "", 1.0, None)["error"]["message"].startswith("rank 1: ValueError: mine")

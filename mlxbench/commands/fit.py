@@ -87,6 +87,8 @@ def fixed_settings(workload: str, model: str, sets: list[str]) -> dict:
     for key, value in fixed.items():
         if (problem := declared[key].check(value)) is not None:
             raise UserError(f"--set {key}: {problem}")
+    for key, problem in cls.check({**cls.defaults(), **fixed}):  # what `run` checks of a case (lora's keys)
+        raise UserError(f"--set {key}: {problem}")
     return fixed
 
 
@@ -177,9 +179,6 @@ def main(args) -> int:
     space = advisor.SPACES[args.workload]
     families = advisor.families_for(space, fixed)
     suite = make_suite(args, fixed, budget)
-    problems = [f"{k}: {v}" for k, v in suite.workload_cls.check({**suite.workload_cls.defaults(), **fixed})]
-    if problems:
-        raise UserError(f"--set: {problems[0]}")
     check_possible(args.workload, fixed, families, estimator(args.workload, fixed, current_env_id()), budget)
     with open_run_dir(suite, args.out, args.resume) as run_dir:
         env_id = record_environment(run_dir, calibrate=False)

@@ -27,6 +27,7 @@ import ctypes
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,13 +65,19 @@ def _child_environment(case: Case) -> dict:
     return env
 
 
+CASE_FOLDER_PREFIX = ".case-"
+
+
 def run_isolated(case: Case, run_dir: Path, tick=lambda: None) -> dict:
     """Run ``case`` in a fresh worker process and return its outcome, built here if the worker died."""
     logs = run_dir / LOGS
     logs.mkdir(exist_ok=True)
     log_path = logs / f"{case.case_id}.log"
     _become_subreaper()
-    with tempfile.TemporaryDirectory(prefix="mlxbench-case-") as work:
+    for stale in run_dir.glob(f"{CASE_FOLDER_PREFIX}*"):  # left by a runner killed with -9: one runner at a time
+        shutil.rmtree(stale, ignore_errors=True)
+    # Inside the run folder, not the system's temporary one: a kill -9 leaves nothing outside what the user named.
+    with tempfile.TemporaryDirectory(prefix=CASE_FOLDER_PREFIX, dir=run_dir) as work:
         return _run_worker(case, Path(work), log_path, tick)
 
 

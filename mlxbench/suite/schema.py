@@ -268,6 +268,9 @@ def _variants(layers: _Layers, source: Source) -> tuple[dict[str, dict], str]:
     if not variants:
         raise source.error(layers.at("variants"), "expected at least one variant, got none")
     for name, overrides in variants.items():
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):  # a label on one line of every table and export
+            raise source.error(layers.at("variants") + (name,), f"expected a variant name without control "
+                                                                f"characters, got {name!r}")
         if overrides is not None and not isinstance(overrides, dict):
             raise source.error(layers.at("variants") + (name,), f"expected a mapping of parameters, got {overrides!r}")
     baseline = layers.fields.get("baseline") or next(iter(variants))
