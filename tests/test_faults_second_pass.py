@@ -200,7 +200,7 @@ def test_markdown_escapes_pipes_and_line_breaks_in_every_cell():
 @pytest.mark.parametrize("processes", ["1000", "100000000000000000000000"])
 def test_a_number_of_processes_past_the_maximum_is_refused(tmp_path, processes):
     suite = tmp_path / "suite.yaml"
-    suite.write_text(f"name: x\nworkload: matmul\ndefaults:\n  distributed: {{processes: {processes}}}\n")
+    suite.write_text(f"name: x\nworkload: collective\ndefaults:\n  distributed: {{processes: {processes}}}\n")
     with pytest.raises(UserError, match=r"processes: expected an integer from 1 to 64, got "):
         suites.load(suite)
 
@@ -217,7 +217,7 @@ def test_a_hostfile_that_is_no_file_or_too_deep_is_one_line(tmp_path, kind):
     else:
         hostfile.symlink_to(hostfile)
     suite = tmp_path / "suite.yaml"
-    suite.write_text(f"name: x\nworkload: matmul\ndefaults:\n  distributed: {{processes: 2, hostfile: '{hostfile}'}}\n")
+    suite.write_text(f"name: x\nworkload: collective\ndefaults:\n  distributed: {{processes: 2, hostfile: '{hostfile}'}}\n")
     started = time.monotonic()
     with pytest.raises(UserError, match="hostfile: ") as refused:
         suites.load(suite)
@@ -342,3 +342,14 @@ def test_a_rank_that_failed_with_its_own_error_is_still_named_first(tmp_path):
             {"rank": rank, "status": "error", "ended_at": ended, "error": {"message": message}}))
         rank_file(tmp_path, rank, "progress").write_text(json.dumps({"phase": "step 1", "steps": 1}))
     assert assemble(tmp_path, 2, "", 1.0, None)["error"]["message"].startswith("rank 1: ValueError: mine")
+
+
+def test_a_relative_hostfile_is_read_from_the_suites_folder_not_the_current_one(tmp_path, monkeypatch):
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "hosts.json").write_text(json.dumps([{"ssh": "a"}, {"ssh": "b"}]))
+    suite = tmp_path / "suites" / "suite.yaml"
+    suite.write_text("name: x\nworkload: collective\ndefaults:\n  distributed: {hostfile: hosts.json}\n"
+                     "variants:\n  v: {}\n  w: {dtype: float16, distributed: {hostfile: hosts.json}}\n")
+    monkeypatch.chdir(tmp_path)
+    cases = suites.expand(suites.load(suite))
+    assert {c.params["distributed"]["hostfile"] for c in cases} == {str(tmp_path / "suites" / "hosts.json")}

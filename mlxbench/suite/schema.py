@@ -242,6 +242,27 @@ def _layers(raw: dict, profile: str | None) -> _Layers:
     return layers
 
 
+def _anchored(value: Any, folder: Path) -> Any:
+    """A ``distributed`` value whose relative hostfile is made absolute from ``folder``."""
+    hostfile = value.get("hostfile") if isinstance(value, dict) else None
+    if isinstance(hostfile, str) and hostfile and not Path(hostfile).expanduser().is_absolute():
+        return {**value, "hostfile": str(folder / hostfile)}
+    return value
+
+
+def _anchor_hostfiles(layers: _Layers, folder: Path) -> None:
+    """A hostfile the suite names relatively is read from the suite's folder, wherever mlxbench runs
+    (``--set`` values, typed where the command runs, stay relative to the current folder)."""
+    if "distributed" in layers.defaults:
+        layers.defaults["distributed"] = _anchored(layers.defaults["distributed"], folder)
+    if isinstance(variants := layers.fields.get("variants"), dict):
+        layers.fields["variants"] = {name: {**o, "distributed": _anchored(o["distributed"], folder)}
+                                     if isinstance(o, dict) and "distributed" in o else o
+                                     for name, o in variants.items()}
+    if isinstance(sweep := layers.fields.get("sweep"), dict) and isinstance(sweep.get("distributed"), list):
+        layers.fields["sweep"] = {**sweep, "distributed": [_anchored(v, folder) for v in sweep["distributed"]]}
+
+
 def _apply_sets(layers: _Layers, sets: list[str], cls: type[Workload], source: Source) -> None:
     """``--set key=value``: a suite field, or a parameter of every variant (a sweep axis: its one value)."""
     params = {p.name: p for p in cls.params}
@@ -322,6 +343,7 @@ def load(path: str | Path, profile: str | None = None, sets: list[str] = (), onl
         _check_fields(overrides, PROFILE_FIELDS, ("profiles", name), source, "field a profile can set")
     chosen = _pick_profile(profile, profiles, source)
     layers = _layers(raw, chosen)
+    _anchor_hostfiles(layers, Path(path).resolve().parent)
     try:
         cls = workload_class(raw["workload"], (str(Path(path).resolve().parent),))
     except LookupError as err:
