@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 from mlxbench.errors import UserError
 from mlxbench.machine import os_memory
+from mlxbench.suite.limits import anchor_hostfiles, check_count
 from mlxbench.suite.lookup import workload_class  # noqa: F401  (where suites' readers have always found it)
 from mlxbench.suite.source import KeyPath, Source, did_you_mean, format_path, parse_yaml, read  # noqa: F401
 from mlxbench.workloads.base import Param, Workload
@@ -242,27 +242,6 @@ def _layers(raw: dict, profile: str | None) -> _Layers:
     return layers
 
 
-def _anchored(value: Any, folder: Path) -> Any:
-    """A ``distributed`` value whose relative hostfile is made absolute from ``folder``."""
-    hostfile = value.get("hostfile") if isinstance(value, dict) else None
-    if isinstance(hostfile, str) and hostfile and not Path(hostfile).expanduser().is_absolute():
-        return {**value, "hostfile": str(folder / hostfile)}
-    return value
-
-
-def _anchor_hostfiles(layers: _Layers, folder: Path) -> None:
-    """A hostfile the suite names relatively is read from the suite's folder, wherever mlxbench runs
-    (``--set`` values, typed where the command runs, stay relative to the current folder)."""
-    if "distributed" in layers.defaults:
-        layers.defaults["distributed"] = _anchored(layers.defaults["distributed"], folder)
-    if isinstance(variants := layers.fields.get("variants"), dict):
-        layers.fields["variants"] = {name: {**o, "distributed": _anchored(o["distributed"], folder)}
-                                     if isinstance(o, dict) and "distributed" in o else o
-                                     for name, o in variants.items()}
-    if isinstance(sweep := layers.fields.get("sweep"), dict) and isinstance(sweep.get("distributed"), list):
-        layers.fields["sweep"] = {**sweep, "distributed": [_anchored(v, folder) for v in sweep["distributed"]]}
-
-
 def _apply_sets(layers: _Layers, sets: list[str], cls: type[Workload], source: Source) -> None:
     """``--set key=value``: a suite field, or a parameter of every variant (a sweep axis: its one value)."""
     params = {p.name: p for p in cls.params}
@@ -343,7 +322,7 @@ def load(path: str | Path, profile: str | None = None, sets: list[str] = (), onl
         _check_fields(overrides, PROFILE_FIELDS, ("profiles", name), source, "field a profile can set")
     chosen = _pick_profile(profile, profiles, source)
     layers = _layers(raw, chosen)
-    _anchor_hostfiles(layers, Path(path).resolve().parent)
+    anchor_hostfiles(layers.defaults, layers.fields, Path(path).resolve().parent)
     try:
         cls = workload_class(raw["workload"], (str(Path(path).resolve().parent),))
     except LookupError as err:
@@ -351,7 +330,8 @@ def load(path: str | Path, profile: str | None = None, sets: list[str] = (), onl
     _apply_sets(layers, sets, cls, source)
     variants, baseline = _variants(layers, source)
     sweep = layers.fields.get("sweep") or {}
-    _check_count(layers, variants, sweep, source)
+    limit = layers.fields.get("max_cases", FIELDS["max_cases"].default)
+    check_count(len(variants), sweep, limit, source, layers.at("sweep") if sweep else ())
     _check_params(layers, variants, sweep, cls, source)
     for name in only:
         if name not in variants:
@@ -370,17 +350,6 @@ def load(path: str | Path, profile: str | None = None, sets: list[str] = (), onl
     )
     _check_cases(suite, source, layers)
     return suite
-
-
-def _check_count(layers: _Layers, variants: dict, sweep: dict, source: Source) -> None:
-    """Refuse a suite that expands to more than max_cases cases, counted without building one."""
-    limit = layers.fields.get("max_cases", FIELDS["max_cases"].default)
-    count = len(variants) * math.prod(len(v) if isinstance(v, list) else 1 for v in sweep.values())
-    if count > limit:
-        shape = " × ".join([f"{len(variants)} variant{'s' * (len(variants) != 1)}", *(f"{len(v)} {k}" for k, v in sweep.items()
-                                                            if isinstance(v, list))])
-        raise source.error(layers.at("sweep") if sweep else (), f"expected at most {limit} cases (max_cases), got "
-                           f"{count} ({shape}); raise max_cases in the suite or with --set max_cases=N to run more")
 
 
 def _check_cases(suite: Suite, source: Source, layers: _Layers) -> None:
