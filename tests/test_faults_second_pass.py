@@ -25,6 +25,7 @@ from mlxbench.commands import fit_output
 from mlxbench.errors import UserError
 from mlxbench.report import llama_bench
 from mlxbench.report.text import markdown_escaped
+from mlxbench.results import store
 from mlxbench.results.record import Record
 from mlxbench.results.run import Run
 from mlxbench.run import advisor
@@ -353,3 +354,18 @@ def test_a_relative_hostfile_is_read_from_the_suites_folder_not_the_current_one(
     monkeypatch.chdir(tmp_path)
     cases = suites.expand(suites.load(suite))
     assert {c.params["distributed"]["hostfile"] for c in cases} == {str(tmp_path / "suites" / "hosts.json")}
+
+
+def test_sigkill_of_rank_1_names_rank_1_not_the_rank_that_lost_it(tmp_path):
+    import shutil
+
+    shutil.copy(ROOT / "tests" / "fixtures" / "workloads" / "straggler.py", tmp_path / "straggler.py")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: killed\nworkload: straggler:Straggler\nwarmup: 1\nrepeat: 3\ntimeout: 30\n"
+                     "defaults:\n  distributed: {processes: 2, backend: ring}\nvariants:\n  rank 1 killed: {kill_rank: 1}\n")
+    done = mlxbench("run", str(suite), "--no-calibrate", "--out", str(tmp_path / "out"), timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    (run,) = (tmp_path / "out").glob("*/*")
+    (record,) = store.read_records(run)
+    assert record.status == "error"
+    assert record.error["message"].startswith("rank 1 died without a word"), record.error["message"]
