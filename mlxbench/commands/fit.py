@@ -30,7 +30,8 @@ SAFE_SHARE = 0.8  # of the memory available now: what "the machine can safely gi
 
 def add_arguments(parser) -> None:
     parser.add_argument("workload", choices=tuple(advisor.SPACES), help="what to fit")
-    parser.add_argument("--model", type=options.non_empty, default="small", help="a preset or a local model directory (default: small)")
+    parser.add_argument("--model", type=options.non_empty, default="small",
+                        help="a preset or a local model directory (default: small)")
     parser.add_argument("--set", dest="sets", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="fixed settings (e.g. lora={rank: 8} seq_length=512); a fixed setting is not searched")
     parser.add_argument("--budget", type=options.size_bytes, default=None,
@@ -49,7 +50,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-rules-of-thumb", action="store_true",
                         help="do not measure what the rules of thumb would have picked")
     parser.add_argument("--out", type=options.non_empty, default="results", help="results root (default: results)")
-    parser.add_argument("--resume", type=options.non_empty, metavar="RUN_DIR", help="continue this fit run; measured candidates are reused")
+    parser.add_argument("--resume", type=options.non_empty, metavar="RUN_DIR",
+                        help="continue this fit run; measured candidates are reused")
     parser.add_argument("--report", action="store_true", help="write the HTML report under reports/")
 
 

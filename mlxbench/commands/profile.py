@@ -32,8 +32,10 @@ PYTHON_NAMES = ("python", "python3", Path(sys.executable).name)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--interval-s", type=options.number(0, 60, "a number of seconds", above=True), default=0.01, help="seconds between samples (default 0.01)")
-    parser.add_argument("--out", type=options.non_empty, default=None, help="output folder (default profiles/<script>-<time>)")
+    parser.add_argument("--interval-s", type=options.number(0, 60, "a number of seconds", above=True), default=0.01,
+                        help="seconds between samples (default 0.01)")
+    parser.add_argument("--out", type=options.non_empty, default=None,
+                        help="output folder (default profiles/<script>-<time>)")
     parser.add_argument("--max-points", type=options.whole_number(MIN_POINTS, 10_000_000, "a number of points"),
                         default=2000, help=f"timeline points kept, peaks included (at least {MIN_POINTS})")
     parser.add_argument("--timeout", type=options.seconds, default=None, metavar="SECONDS",

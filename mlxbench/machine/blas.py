@@ -247,6 +247,7 @@ def warn_if_reference() -> None:
         "\n" + "!" * 78 + "\n"
         "mlxbench: MLX's CPU backend is using the REFERENCE BLAS (~30x slower matmul).\n"
         "Figures measured now do not reflect an optimized MLX CPU build.\n"
-        f"Fix: {TOO_LATE_FIX if TOO_LATE in info.notes else FIX_HINT}.\n" + (f"Details: {detail}\n" if detail else "") + "!" * 78
+        f"Fix: {TOO_LATE_FIX if TOO_LATE in info.notes else FIX_HINT}.\n"
+        + (f"Details: {detail}\n" if detail else "") + "!" * 78
     )
     print(msg, file=sys.stderr)

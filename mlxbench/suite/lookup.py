@@ -46,7 +46,7 @@ def _import_user_module(module_name: str, spec: str):
     except KeyboardInterrupt:
         raise
     except ModuleNotFoundError as err:
-        if err.name and module_name.startswith(err.name):  # the module itself, not one it imports
+        if err.name and (module_name + ".").startswith(err.name + "."):  # the module itself, not one it imports
             raise LookupError(f"expected an importable module, got {spec!r} ({err})") from None
         raise LookupError(f"{spec}: importing it failed: {_where(err, module_name)}") from None
     except BaseException as err:  # noqa: BLE001 - user code may raise anything, SystemExit included
@@ -60,7 +60,7 @@ def _where(err: BaseException, module_name: str) -> str:
         return f"{err.filename}:{err.lineno}: SyntaxError: {err.msg}"
     frames = [f for f in traceback.extract_tb(err.__traceback__) if not f.filename.startswith("<frozen")]
     try:
-        origin = (importlib.util.find_spec(module_name) or object()).__dict__.get("origin")
+        origin = getattr(importlib.util.find_spec(module_name), "origin", None)
     except (ImportError, ValueError):
         origin = None
     mine = [f for f in frames if f.filename == origin] or frames
