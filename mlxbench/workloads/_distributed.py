@@ -62,8 +62,8 @@ def hostfile_hosts(path: str) -> list | str:
     """The hosts of an mlx.launch hostfile (a list, or {"hosts": [...]}), or what is wrong with it."""
     try:
         data = json.loads(read_text(path, "a readable mlx.launch hostfile", MAX_HOSTFILE_BYTES))
-    except UserError as err:
-        return str(err)
+    except UserError as err:  # a FIFO, a device, a symlink loop, too large, missing: said as the rest are
+        return f"expected a readable mlx.launch hostfile, got {path!r} ({str(err).split(', got ', 1)[-1]})"
     except RecursionError:
         return f"expected JSON (an mlx.launch hostfile), got {path!r} (nested too deep)"
     except ValueError as err:
