@@ -223,8 +223,8 @@ def test_a_hostfile_that_is_no_file_or_too_deep_is_one_line(tmp_path, kind):
     with pytest.raises(UserError, match="hostfile: ") as refused:
         suites.load(suite)
     assert time.monotonic() - started < 2 and "\n" not in str(refused.value)
-    assert {"brackets": "nested too deep", "fifo": "got a FIFO", "device": "got a character device",
-            "loop": "got a symlink loop"}[kind] in str(refused.value)
+    assert {"brackets": "(nested too deep)", "fifo": "(a FIFO)", "device": "(a character device)",
+            "loop": "(a symlink loop)"}[kind] in str(refused.value)
 
 
 # Item 10: a records file that is not a file.
