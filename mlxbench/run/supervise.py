@@ -65,7 +65,20 @@ def _child_environment(case: Case) -> dict:
     return env
 
 
-CASE_FOLDER_PREFIX = ".case-"
+CASE_FOLDER_PREFIX = "mlxbench-case-"
+CASE_FOLDER_OWNER = "runner.pid"
+
+
+def _remove_orphaned_case_folders() -> None:
+    """Case folders whose runner is gone (killed with -9 mid-case) are removed by the next runner; a folder
+    with no owner written is left alone (being made now, or not ours to judge)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{CASE_FOLDER_PREFIX}*"):
+        try:
+            owner = int((folder / CASE_FOLDER_OWNER).read_text())
+        except (OSError, ValueError):
+            continue
+        if not psutil.pid_exists(owner):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_isolated(case: Case, run_dir: Path, tick=lambda: None) -> dict:
@@ -74,10 +87,11 @@ def run_isolated(case: Case, run_dir: Path, tick=lambda: None) -> dict:
     logs.mkdir(exist_ok=True)
     log_path = logs / f"{case.case_id}.log"
     _become_subreaper()
-    for stale in run_dir.glob(f"{CASE_FOLDER_PREFIX}*"):  # left by a runner killed with -9: one runner at a time
-        shutil.rmtree(stale, ignore_errors=True)
-    # Inside the run folder, not the system's temporary one: a kill -9 leaves nothing outside what the user named.
-    with tempfile.TemporaryDirectory(prefix=CASE_FOLDER_PREFIX, dir=run_dir) as work:
+    _remove_orphaned_case_folders()
+    # In the system's temporary folder, not the run folder: a run folder on a full disk must still let the
+    # worker write its outcome, so that the record is what fails to be written (one line, exit 2).
+    with tempfile.TemporaryDirectory(prefix=CASE_FOLDER_PREFIX) as work:
+        (Path(work) / CASE_FOLDER_OWNER).write_text(str(os.getpid()))
         return _run_worker(case, Path(work), log_path, tick)
 
 
