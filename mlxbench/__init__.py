@@ -30,6 +30,8 @@ if "mlx.core" not in sys.modules and not any(isinstance(f, _BlasBeforeMlx) for f
 
 def profile_memory(interval_s: float = 0.01):
     """Profile the memory of a block of code: ``with mlxbench.profile_memory() as prof: ...``."""
+    from mlxbench.machine import blas
     from mlxbench.machine.profiler import profile_memory as _profile_memory
 
+    blas.warn_if_reference()  # mlx.core imported first runs every matmul ~50x slower: say so, once
     return _profile_memory(interval_s=interval_s)

@@ -1,4 +1,5 @@
-"""YAML read with bounds, so that no walk over what it stands for can blow up.
+"""YAML and the files a user names read with bounds, so that no read or walk over what they stand for can
+blow up or hang: a file must be a regular one (a FIFO would block, /dev/zero never end) of a bounded size.
 
 An alias bomb (each level nine aliases of the last) or nesting thousands deep is
 refused in one line before anything walks the value: suite files, ``--set`` values
@@ -7,8 +8,11 @@ and the suite a run folder stores all go through :func:`parse_yaml`.
 
 from __future__ import annotations
 
+import errno
 import itertools
+import os
 import re
+import stat
 from typing import Any
 
 import yaml
@@ -19,6 +23,38 @@ from mlxbench.errors import UserError
 MAX_VALUES = 100_000
 MAX_DEPTH = 100
 TOO_DEEP = f"expected YAML nested at most {MAX_DEPTH} deep, got deeper"
+MAX_FILE_BYTES = 64 * 2**20  # a suite, a hostfile, a baseline: far below; a records file is streamed instead
+KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+         (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def open_regular(path: str | os.PathLike, what: str = "a file"):
+    """``path`` opened for reading in binary, once it is known to be a regular file: opening never blocks
+    (a FIFO with no writer would), and a FIFO, device, directory or symlink loop is a UserError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as err:
+        got = "a symlink loop" if err.errno == errno.ELOOP else err.strerror or str(err)
+        raise UserError(f"{path}: expected {what}, got {got}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = next((name for test, name in KINDS if test(mode)), "not a regular file")
+        raise UserError(f"{path}: expected {what}, got {kind}")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def read_text(path: str | os.PathLike, what: str = "a file", max_bytes: int = MAX_FILE_BYTES) -> str:
+    """The UTF-8 text of a regular file of at most ``max_bytes``; anything else is a UserError."""
+    with open_regular(path, what) as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise UserError(f"{path}: expected {what} of at most {max_bytes // 2**20} MiB, got more")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: expected {what}, got bytes that are not UTF-8") from None
 
 
 def parse_yaml(text: str, where: str, lines: bool = True) -> tuple[Any, yaml.Node | None]:

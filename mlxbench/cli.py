@@ -17,6 +17,7 @@ from contextlib import contextmanager, suppress
 
 import mlxbench
 from mlxbench.errors import INTERNAL_ERROR, UserError
+from mlxbench.options import OneLineParser
 
 COMMANDS = {
     "run": ("mlxbench.commands.run", "run a suite: every case in its own process"),
@@ -32,7 +33,7 @@ COMMANDS = {
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlxbench", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="mlxbench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mlxbench {mlxbench.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = next((a for a in argv if not a.startswith("-")), None)
@@ -45,7 +46,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv).parse_args(argv)
+    try:
+        args = build_parser(argv).parse_args(argv)
+    except SystemExit as done:  # --help, --version (0) or a usage error, already said in one line (2)
+        return done.code if isinstance(done.code, int) else 2
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         with _stopped_by_signals():

@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "mlxbench"
 # Each part may import the parts of a lower rank and its own part, never a higher one.
 RANKS = {
-    "errors": 0, "stats": 0, "bounded_yaml": 0.5,
+    "errors": 0, "stats": 0, "options": 0, "bounded_yaml": 0.5,
     "results": 1,
     "machine": 2,
     "workloads": 3,

@@ -132,7 +132,7 @@ def suite(tmp_path: Path, defaults: str) -> Path:
 
 
 @pytest.mark.parametrize("defaults, expected", [
-    ("distributed: {processes: 0}", "distributed: processes: expected a positive integer, got 0"),
+    ("distributed: {processes: 0}", "distributed: processes: expected an integer from 1 to 64, got 0"),
     ("distributed: {ranks: 2}", "distributed: expected the keys processes, backend, hostfile, got unknown key 'ranks'"),
     ("distributed: {processes: 2, backend: tcp}", "backend: expected one of ring, mpi, jaccl, nccl, any, got 'tcp'"),
     ("distributed: {hostfile: nowhere.json}", "hostfile: expected a readable mlx.launch hostfile"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from mlxbench import options
 from mlxbench.errors import UserError
 from mlxbench.report.comparison import format_markdown, format_text
 from mlxbench.results.compare import DEFAULT_THRESHOLD_PCT, compare_runs, exit_status
@@ -14,15 +15,13 @@ from mlxbench.results.run import load_run
 def add_arguments(parser) -> None:
     parser.add_argument("base", metavar="BASE", help="the run to compare against (a run directory)")
     parser.add_argument("new", metavar="NEW", help="the run being judged")
-    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_PCT, metavar="PCT",
+    parser.add_argument("--threshold", type=options.percentage, default=DEFAULT_THRESHOLD_PCT, metavar="PCT",
                         help="smallest change in %% that counts (default %(default)g)")
     parser.add_argument("--format", choices=("text", "md", "json"), default="text",
                         help="output format (default %(default)s)")
 
 
 def main(args) -> int:
-    if not (0 <= args.threshold < float("inf")):
-        raise UserError(f"--threshold: expected a percentage ≥ 0, got {args.threshold}")
     base, new = load_run(args.base), load_run(args.new)
     comparison = compare_runs(base, new, args.threshold)
     if not comparison["cases"]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from mlxbench import options
 from mlxbench.errors import UserError
 from mlxbench.estimate import calibrate
 from mlxbench.estimate.case import current_env_id, estimate_or_reason
@@ -16,7 +17,8 @@ from mlxbench.results.record import latest_by_case
 
 def add_arguments(parser) -> None:
     parser.add_argument("workload", nargs="?", help="train, generate or load (not with --calibrate)")
-    parser.add_argument("--model", default="small", help="a preset or a local model directory (default: small)")
+    parser.add_argument("--model", type=options.non_empty, default="small",
+                        help="a preset or a local model directory (default: small)")
     parser.add_argument("--set", dest="sets", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="workload parameters (value read as YAML)")
     parser.add_argument("--calibrate", nargs="+", metavar="RUN_DIR",

@@ -8,9 +8,10 @@ continues without re-running what was measured.
 
 from __future__ import annotations
 
-import re
+import argparse
 from pathlib import Path
 
+from mlxbench import options
 from mlxbench.errors import UserError
 from mlxbench.estimate.case import current_env_id, estimate_or_reason
 from mlxbench.estimate.model import gb, weights_bytes
@@ -24,46 +25,49 @@ from mlxbench.suite.schema import Case, Suite, case_id
 from mlxbench.suite.source import parse_yaml
 from mlxbench.workloads import get
 
-UNITS = {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 SAFE_SHARE = 0.8  # of the memory available now: what "the machine can safely give"
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("workload", choices=tuple(advisor.SPACES), help="what to fit")
-    parser.add_argument("--model", default="small", help="a preset or a local model directory (default: small)")
+    parser.add_argument("--model", type=options.non_empty, default="small",
+                        help="a preset or a local model directory (default: small)")
     parser.add_argument("--set", dest="sets", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="fixed settings (e.g. lora={rank: 8} seq_length=512); a fixed setting is not searched")
-    parser.add_argument("--budget", default=None,
+    parser.add_argument("--budget", type=options.size_bytes, default=None,
                         help="memory budget, e.g. 16GB or 800MB (default: 80%% of the memory available now)")
-    parser.add_argument("--margin", type=float, default=0.05,
+    parser.add_argument("--margin", type=options.fraction, default=0.05,
                         help="headroom kept under the budget, as a fraction (default 0.05)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per candidate (default 1)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed steps per candidate (default 3)")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per candidate (default 600)")
-    parser.add_argument("--runoff-rounds", type=int, default=2,
+    parser.add_argument("--warmup", type=options.steps, default=1, help="untimed steps per candidate (default 1)")
+    parser.add_argument("--repeat", type=options.timed_steps, default=3, help="timed steps per candidate (default 3)")
+    parser.add_argument("--timeout", type=options.seconds, default=600.0, help="seconds per candidate (default 600)")
+    parser.add_argument("--runoff-rounds", type=options.whole_number(0, 100, "a number of rounds"), default=2,
                         help="alternating rounds that measure the candidates within 5%% of the best again before "
                              "one is named (default 2; 0: the best single measurement wins)")
-    parser.add_argument("--max-batch", type=int, default=advisor.MAX_BATCH,
+    parser.add_argument("--max-batch", type=options.whole_number(1, 2**20, "a batch size"),
+                        default=advisor.MAX_BATCH,
                         help=f"largest batch size to try (default {advisor.MAX_BATCH})")
     parser.add_argument("--no-rules-of-thumb", action="store_true",
                         help="do not measure what the rules of thumb would have picked")
-    parser.add_argument("--out", default="results", help="results root (default: results)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue this fit run; measured candidates are reused")
+    parser.add_argument("--out", type=options.non_empty, default="results", help="results root (default: results)")
+    parser.add_argument("--resume", type=options.non_empty, metavar="RUN_DIR",
+                        help="continue this fit run; measured candidates are reused")
     parser.add_argument("--report", action="store_true", help="write the HTML report under reports/")
 
 
-def parse_budget(text: str | None) -> float:
-    """Bytes from '16GB', '800 MB', '1.5GiB'; None: SAFE_SHARE of the memory available now."""
+def parse_budget(text: str | float | None) -> float:
+    """Bytes from '16GB', '800 MB', '1.5GiB' (or bytes already parsed by --budget's type); None: SAFE_SHARE
+    of the memory available now."""
     if text is None:
         import psutil
 
         return SAFE_SHARE * psutil.virtual_memory().available
-    found = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]i?b?|b)?\s*", text.lower())
-    unit = (found.group(2) or "gb") if found else None
-    unit = unit if unit is None or unit.endswith("b") else unit + "b"
-    if not found or unit not in UNITS or float(found.group(1)) <= 0:
-        raise UserError(f"--budget: expected a size such as 16GB or 800MB, got {text!r}")
-    return float(found.group(1)) * UNITS[unit]
+    if isinstance(text, float):
+        return text
+    try:
+        return options.size_bytes(text)
+    except argparse.ArgumentTypeError as err:
+        raise UserError(f"--budget: {err}") from None
 
 
 def resumed_budget(run_dir: str) -> float:
@@ -85,6 +89,8 @@ def fixed_settings(workload: str, model: str, sets: list[str]) -> dict:
     for key, value in fixed.items():
         if (problem := declared[key].check(value)) is not None:
             raise UserError(f"--set {key}: {problem}")
+    for key, problem in cls.check({**cls.defaults(), **fixed}):  # what `run` checks of a case (lora's keys)
+        raise UserError(f"--set {key}: {problem}")
     return fixed
 
 
@@ -171,17 +177,10 @@ def main(args) -> int:
     from mlxbench.commands import fit_output
 
     budget = parse_budget(args.budget) if args.budget or not args.resume else resumed_budget(args.resume)
-    if not 0 <= args.margin < 1:
-        raise UserError(f"--margin: expected a fraction from 0 to 1, got {args.margin}")
-    if args.runoff_rounds < 0:
-        raise UserError(f"--runoff-rounds: expected a number of rounds ≥ 0, got {args.runoff_rounds}")
     fixed = fixed_settings(args.workload, args.model, args.sets)
     space = advisor.SPACES[args.workload]
     families = advisor.families_for(space, fixed)
     suite = make_suite(args, fixed, budget)
-    problems = [f"{k}: {v}" for k, v in suite.workload_cls.check({**suite.workload_cls.defaults(), **fixed})]
-    if problems:
-        raise UserError(f"--set: {problems[0]}")
     check_possible(args.workload, fixed, families, estimator(args.workload, fixed, current_env_id()), budget)
     with open_run_dir(suite, args.out, args.resume) as run_dir:
         env_id = record_environment(run_dir, calibrate=False)

@@ -74,9 +74,24 @@ def report(args, search: advisor.Search, best, rules: dict, run_dir: Path, measu
     if args.report:
         print(f"report:  {write_page(args, search, best, run_dir)}")
     if best is None:
-        raise UserError(f"--budget {gb(search.budget_bytes)}: no measured candidate stayed under the budget "
-                        f"less its {search.margin:.0%} margin; see {run_dir}")
+        raise no_answer(search, run_dir)
     return 0
+
+
+def no_answer(search: advisor.Search, run_dir: Path) -> UserError:
+    """Why there is no answer, from what the candidates did: the budget is blamed only when a candidate
+    ran out of memory or measured over it, never when nothing was tried or every candidate failed."""
+    measured = [t for t in search.trials.values() if t.measured]
+    over = [t for t in measured if t.status.startswith("oom") or (t.status == "ok" and t.speed is not None)]
+    if over:
+        return UserError(f"--budget {gb(search.budget_bytes)}: no measured candidate stayed under the budget "
+                         f"less its {search.margin:.0%} margin; see {run_dir}")
+    if not measured:
+        return UserError(f"fit: no candidate was measured (every one skipped or none in the search space: "
+                         f"see --max-batch and --set); see {run_dir}")
+    first = (measured[0].status.splitlines() or [""])[0][:200]
+    return UserError(f"fit: every measured candidate failed, none for lack of memory (first: "
+                     f"{_label(measured[0].settings)}: {first}); see {run_dir}")
 
 
 def write_page(args, search: advisor.Search, best, run_dir: Path) -> Path:

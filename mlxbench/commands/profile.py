@@ -17,20 +17,29 @@ import json
 import os
 import runpy
 import shlex
+import signal
 import sys
 import time
 import traceback
 from pathlib import Path
 
+from mlxbench import options
 from mlxbench.errors import UserError
 
+MIN_POINTS = 10  # the downsampler keeps the first, the last and each series' peak
+TIMED_OUT = 124  # as timeout(1) exits
 PYTHON_NAMES = ("python", "python3", Path(sys.executable).name)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--interval-s", type=float, default=0.01, help="seconds between samples (default 0.01)")
-    parser.add_argument("--out", default=None, help="output folder (default profiles/<script>-<time>)")
-    parser.add_argument("--max-points", type=int, default=2000, help="timeline points kept, peaks included")
+    parser.add_argument("--interval-s", type=options.number(0, 60, "a number of seconds", above=True), default=0.01,
+                        help="seconds between samples (default 0.01)")
+    parser.add_argument("--out", type=options.non_empty, default=None,
+                        help="output folder (default profiles/<script>-<time>)")
+    parser.add_argument("--max-points", type=options.whole_number(MIN_POINTS, 10_000_000, "a number of points"),
+                        default=2000, help=f"timeline points kept, peaks included (at least {MIN_POINTS})")
+    parser.add_argument("--timeout", type=options.seconds, default=None, metavar="SECONDS",
+                        help="stop the script after this many seconds (exit 124), its profile kept (default: none)")
     parser.add_argument("-m", dest="module_command", nargs=argparse.REMAINDER, metavar="MODULE [ARGS]",
                         help="run a module as `python -m MODULE ARGS` does (e.g. -m mlx_lm generate --model …)")
     parser.add_argument("script_command", nargs=argparse.REMAINDER, metavar="-- [python] SCRIPT [ARGS]",
@@ -75,9 +84,31 @@ def module_and_args(words: list[str]) -> tuple[str, list[str]]:
     return name, words[1:]
 
 
-def run_script(script: Path | str, args: list[str]) -> int:
+class ScriptTimedOut(BaseException):
+    """--timeout passed: raised in the script where it was (a BaseException, so its own handlers pass it on)."""
+
+
+def _time_out(signum, frame) -> None:
+    raise ScriptTimedOut()
+
+
+def run_script(script: Path | str, args: list[str], timeout_s: float | None = None) -> int:
     """Run ``script`` (a path, or a module's name as a str) as ``__main__`` with ``args``; its exit
-    status (1 and a traceback if it raised)."""
+    status (1 and a traceback if it raised, 124 if it ran past ``timeout_s``)."""
+    if timeout_s is not None:
+        signal.signal(signal.SIGALRM, _time_out)
+        signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    try:
+        return _run_script(script, args)
+    except ScriptTimedOut:
+        print(f"mlxbench: profile: stopped the script after --timeout {timeout_s:g} s", file=sys.stderr)
+        return TIMED_OUT
+    finally:
+        if timeout_s is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _run_script(script: Path | str, args: list[str]) -> int:
     saved_argv, saved_path = sys.argv, list(sys.path)
     sys.argv = [str(script), *args]
     # Where `python script.py` or `python -m module` would look first.
@@ -118,15 +149,16 @@ def main(args: argparse.Namespace) -> int:
         script, script_args = module_and_args(args.module_command)
     else:
         script, script_args = script_and_args(args.script_command)
-    if not args.interval_s > 0:
-        raise UserError(f"--interval-s: expected a number > 0, got {args.interval_s}")
     stem = script.replace(".", "_") if isinstance(script, str) else script.stem
     out = Path(args.out or Path("profiles") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
 
-    started = time.perf_counter()
+    started, pid = time.perf_counter(), os.getpid()
     with profile_memory(interval_s=args.interval_s) as prof:
         mark_phase("script")
-        status = run_script(script, script_args)
+        status = run_script(script, script_args, args.timeout)
+        if os.getpid() != pid:  # a child the script forked came back here: only the parent writes the profile
+            sys.stdout.flush()
+            os._exit(status & 0xFF)
     profile = {
         "script": str(script),
         "command": shlex.join(["mlxbench", "profile", *(["-m", script] if isinstance(script, str) else

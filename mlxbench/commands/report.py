@@ -10,6 +10,7 @@ import sys
 import webbrowser
 from pathlib import Path
 
+from mlxbench import options
 from mlxbench.errors import UserError
 from mlxbench.results.run import load_run
 
@@ -24,9 +25,11 @@ def add_arguments(parser) -> None:
                              "llama-bench's markdown table; csv, json, jsonl, sql: every case with llama-bench's "
                              "field names where one exists, then mlxbench's own. All but html: printed, or "
                              "written to --out")
-    parser.add_argument("--out", metavar="PATH", help="where to write (default for html: reports/<suite>-<run id>.html)")
-    parser.add_argument("--compare", metavar="NEW", help="add a comparison with another run (html only)")
-    parser.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
+    parser.add_argument("--out", type=options.non_empty, metavar="PATH",
+                        help="where to write (default for html: reports/<suite>-<run id>.html)")
+    parser.add_argument("--compare", type=options.non_empty, metavar="NEW",
+                        help="add a comparison with another run (html only)")
+    parser.add_argument("--threshold", type=options.percentage, default=5.0, metavar="PCT",
                         help="smallest change in %% the comparison counts (default %(default)g)")
     parser.add_argument("--open", action="store_true", help="open the HTML report in the default browser")
 

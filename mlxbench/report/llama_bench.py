@@ -16,11 +16,12 @@ import csv
 import io
 import json
 import math
+import re
 import statistics
 from pathlib import PurePath
 
 from mlxbench.errors import UserError
-from mlxbench.report.text import flat_rows
+from mlxbench.report.text import flat_rows, markdown_escaped
 from mlxbench.results.metrics import samples_of, value_of
 from mlxbench.results.record import latest_by_case
 
@@ -29,6 +30,7 @@ FIELDS = ("build_commit", "build_number", "cpu_info", "gpu_info", "backends", "m
           "model_size", "model_n_params", "n_batch", "n_ubatch", "n_threads", "type_k", "type_v",
           "n_prompt", "n_gen", "n_depth", "test_time", "avg_ns", "stddev_ns", "avg_ts", "stddev_ts")
 SAMPLE_FIELDS = ("samples_ns", "samples_ts")
+OURS = ("test", "prompt_cache")  # columns of llama-bench's CSV beyond its FIELDS that rows() fills in
 MARKDOWN = (("model", "<"), ("size", ">"), ("params", ">"), ("backend", "<"), ("threads", ">"),
             ("test", ">"), ("t/s", ">"))
 
@@ -111,6 +113,12 @@ def row(record, env: dict) -> dict:
 def rows(run) -> tuple[list[str], list[dict]]:
     """Columns and one row per case: llama-bench's fields, then mlxbench's own."""
     columns, ours = flat_rows(run)
+    # A sweep axis named as one of llama-bench's columns (a generate suite sweeping `test`) keeps its
+    # values under param_<axis>, so no column is written twice and no value overwritten.
+    taken = set(FIELDS + SAMPLE_FIELDS + OURS)
+    axes = {k for r in run.records for k in r.sweep if k in taken}
+    columns = [f"param_{c}" if c in axes else c for c in columns]
+    ours = [{f"param_{k}" if k in axes else k: v for k, v in flat.items()} for flat in ours]
     by_case = {r.case_id: r for r in latest_by_case(run.records)}
     out = []
     for flat in ours:
@@ -122,8 +130,8 @@ def rows(run) -> tuple[list[str], list[dict]]:
         merged = {**theirs, **{k: v for k, v in flat.items() if k not in theirs}}
         # JSON and SQL have no infinity or NaN: a figure past a float's range is unknown.
         out.append({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in merged.items()})
-    extra = [c for c in ("test", "prompt_cache") if any(c in r for r in out)]
-    return list(FIELDS + SAMPLE_FIELDS) + extra + [c for c in columns if c not in FIELDS], out
+    extra = [c for c in OURS if any(c in r for r in out)]
+    return list(dict.fromkeys([*FIELDS, *SAMPLE_FIELDS, *extra, *columns])), out
 
 
 def to_json(run) -> str:
@@ -162,7 +170,10 @@ def _sql_value(value) -> str:
         return str(int(value))
     if isinstance(value, (int, float)):
         return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    # SQLite ends a string literal's text at NUL: spell it (and its kin) as char(n), so no row is cut short.
+    parts = re.split(r"([\x00-\x08\x0b\x0c\x0e-\x1f])", str(value))
+    return " || ".join(f"char({ord(p)})" if i % 2 else "'" + p.replace("'", "''") + "'"
+                       for i, p in enumerate(parts) if p or i == 0)
 
 
 def _ident(name: str) -> str:
@@ -224,7 +235,7 @@ def to_markdown(run) -> str:
 
 def _markdown_cell(column: str, r: dict) -> str:
     if column == "model":
-        return r["model_type"]
+        return markdown_escaped(r["model_type"])
     if column == "size":
         return _size_text(r["model_size"])
     if column == "params":
@@ -235,4 +246,4 @@ def _markdown_cell(column: str, r: dict) -> str:
         return str(r["n_threads"])
     if column == "t/s":
         return f"{r['avg_ts']:.2f} ± {r['stddev_ts']:.2f}"
-    return str(r.get(column))
+    return markdown_escaped(str(r.get(column)))

@@ -11,6 +11,11 @@ from mlxbench.results.record import latest_by_case
 from mlxbench.stats import UNSTABLE_SPREAD
 
 
+def markdown_escaped(text: str) -> str:
+    """``text`` as one Markdown table cell: a ``|`` would end the cell and a line break the row."""
+    return text.replace("|", "\\|").replace("\r\n", "<br>").replace("\n", "<br>").replace("\r", "<br>")
+
+
 def _markdown_cell(cell: tables.Cell) -> str:
     text = f"**{cell.text}** ★" if cell.best else cell.text
     if cell.spread:
@@ -36,7 +41,7 @@ def markdown_table(table: tables.Table) -> str:
             cells = [_markdown_cell(c) for c in row.cells] + [ch.text for ch in row.changes]
         else:
             cells = [f"**{row.status}**: {row.reason or 'no reason recorded'}"] + ["—"] * (len(headings) - 2)
-        lines.append("| " + " | ".join([_variant_cell(row)] + [c.replace("|", "\\|") for c in cells]) + " |")
+        lines.append("| " + " | ".join(map(markdown_escaped, [_variant_cell(row), *cells])) + " |")
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from mlxbench import stats
+from mlxbench.bounded_yaml import read_text
 from mlxbench.errors import UserError
 from mlxbench.results.record import Record
 
@@ -26,6 +27,7 @@ COMMAND_KEY = "mlxbench"
 CASE_KEYS = ("workload", "params", "seed", "warmup_rounds")
 
 EXPECTED = "expected a pytest-benchmark JSON file (pytest --benchmark-json=PATH)"
+MAX_JSON_BYTES = 256 * 2**20
 
 
 def _fail(path: Path, where: str, expected: str, got: str) -> UserError:
@@ -36,10 +38,8 @@ def load(path: str | Path) -> dict:
     """The parsed pytest-benchmark JSON at ``path``, checked for the keys mlxbench reads."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        data = json.loads(read_text(path, "a pytest-benchmark JSON file", MAX_JSON_BYTES))
+    except (RecursionError, json.JSONDecodeError) as err:
         raise UserError(f"{path}: {EXPECTED}, got unreadable JSON ({err})") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         got = type(data).__name__ if not isinstance(data, dict) else "keys " + ", ".join(sorted(data)[:6])

@@ -19,7 +19,7 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
-from mlxbench.bounded_yaml import parse_yaml
+from mlxbench.bounded_yaml import open_regular, parse_yaml, read_text
 from mlxbench.errors import UserError
 from mlxbench.results.record import Record, RecordError
 
@@ -117,10 +117,10 @@ def read_records(run_dir: str | Path, problems: list[str] | None = None) -> list
     is skipped, and said in ``problems`` when given: every other line is kept.
     """
     path = Path(run_dir) / RECORDS
-    if not path.exists():
+    if not os.path.lexists(path):  # a symlink loop or a dangling link is not "no records"
         return []
     records = []
-    with open(path, "rb") as f:
+    with open_regular(path, "JSON lines (a run's records)") as f:
         for number, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
@@ -149,10 +149,7 @@ def read_env(run_dir: str | Path) -> dict:
 
 
 def _text(path: Path, kind: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: expected UTF-8 {kind}, got bytes that are not UTF-8") from None
+    return read_text(path, f"UTF-8 {kind}")
 
 
 def new_run_id() -> str:

@@ -198,7 +198,7 @@ def assemble(folder: Path, size: int, started_at: str, elapsed: float, timeout_s
         status, message, traceback = "timeout", (f"passed its timeout of {timeout_s:g} s; stopped after "
                                                  f"{elapsed:.1f} s: {who_hung(progress, size)}"), ""
     else:
-        status, message, traceback = _failure(own, size)
+        status, message, traceback = _failure(own, size, progress)
     ranks = [{"rank": r, **{k: v for k, v in (own.get(r) or {}).items() if k != "error"},
               "progress": progress.get(r)} for r in range(size)]
     return {**blank_outcome(started_at), "status": status, "duration_s": elapsed,
@@ -206,9 +206,15 @@ def assemble(folder: Path, size: int, started_at: str, elapsed: float, timeout_s
             "distributed": {"size": size, "launcher": "mlx.launch", "ranks": ranks}}
 
 
-def _failure(own: dict, size: int) -> tuple[str, str, str]:
+def _failure(own: dict, size: int, progress: dict | None = None) -> tuple[str, str, str]:
     # The first to fail is the cause; the others failed after it (a peer lost, a collective cut short).
     failed = sorted((r for r in own if own[r].get("status") != "ok"), key=lambda r: own[r].get("ended_at") or 0)
+    dead = _died_without_a_word(own, size, progress or {})
+    if dead:  # it died first: a rank that fails for a reason of its own writes it down, and its peers lose it
+        then = own[failed[0]] if failed else {}
+        after = (f"; then rank {failed[0]}: {(then.get('error') or {}).get('message')}" if failed else "")
+        return "error", f"{_ranks(dead)} died without a word (killed by a signal, or a crash Python could not " \
+                         f"catch; last seen {_last_seen(progress or {}, dead[0])}){after}", ""
     if failed:
         first = own[failed[0]]
         error = first.get("error") or {}
@@ -219,6 +225,19 @@ def _failure(own: dict, size: int) -> tuple[str, str, str]:
     return "error", (f"{_ranks(silent)} ended without an outcome (killed, crashed, never started, or on "
                      f"another host: see the case's log)" if silent else
                      "every rank finished, yet rank 0 wrote no outcome (see the case's log)"), ""
+
+
+def _died_without_a_word(own: dict, size: int, progress: dict) -> list[int]:
+    """Ranks that joined the group, then ended leaving no outcome of their own, while another rank wrote one."""
+    if not own:
+        return []
+    return [r for r in range(size) if r not in own
+            and (progress.get(r) or {}).get("phase", "connecting") not in ("connecting", "done")]
+
+
+def _last_seen(progress: dict, rank: int) -> str:
+    phase = (progress.get(rank) or {}).get("phase", "")
+    return f"in {phase}" if phase.startswith("step") else f"at {phase or 'start'}"
 
 
 def who_hung(progress: dict, size: int) -> str:

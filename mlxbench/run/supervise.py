@@ -27,6 +27,7 @@ import ctypes
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,13 +65,33 @@ def _child_environment(case: Case) -> dict:
     return env
 
 
+CASE_FOLDER_PREFIX = "mlxbench-case-"
+CASE_FOLDER_OWNER = "runner.pid"
+
+
+def _remove_orphaned_case_folders() -> None:
+    """Case folders whose runner is gone (killed with -9 mid-case) are removed by the next runner; a folder
+    with no owner written is left alone (being made now, or not ours to judge)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{CASE_FOLDER_PREFIX}*"):
+        try:
+            owner = int((folder / CASE_FOLDER_OWNER).read_text())
+        except (OSError, ValueError):
+            continue
+        if not psutil.pid_exists(owner):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def run_isolated(case: Case, run_dir: Path, tick=lambda: None) -> dict:
     """Run ``case`` in a fresh worker process and return its outcome, built here if the worker died."""
     logs = run_dir / LOGS
     logs.mkdir(exist_ok=True)
     log_path = logs / f"{case.case_id}.log"
     _become_subreaper()
-    with tempfile.TemporaryDirectory(prefix="mlxbench-case-") as work:
+    _remove_orphaned_case_folders()
+    # In the system's temporary folder, not the run folder: a run folder on a full disk must still let the
+    # worker write its outcome, so that the record is what fails to be written (one line, exit 2).
+    with tempfile.TemporaryDirectory(prefix=CASE_FOLDER_PREFIX) as work:
+        (Path(work) / CASE_FOLDER_OWNER).write_text(str(os.getpid()))
         return _run_worker(case, Path(work), log_path, tick)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from mlxbench.errors import UserError
 from mlxbench.machine import os_memory
+from mlxbench.suite.limits import anchor_hostfiles, check_count
 from mlxbench.suite.lookup import workload_class  # noqa: F401  (where suites' readers have always found it)
 from mlxbench.suite.source import KeyPath, Source, did_you_mean, format_path, parse_yaml, read  # noqa: F401
 from mlxbench.workloads.base import Param, Workload
@@ -50,10 +51,13 @@ FIELDS = {p.name: p for p in (
     Param("variants", dict, None, nullable=True, help="named parameter overrides, in report order"),
     Param("sweep", dict, None, nullable=True, help="axes whose cartesian product applies to every variant"),
     Param("profiles", dict, None, nullable=True, help="named sets of field overrides, picked with --profile"),
+    Param("max_cases", int, 10_000, minimum=1,
+          help="the most cases the suite may expand to (counted before any is built); raise it for a larger sweep"),
 )}
 REQUIRED = ("name", "workload")
 PROFILE_FIELDS = tuple(k for k in FIELDS if k not in ("name", "workload", "profiles"))
-SET_FIELDS = ("warmup", "repeat", "timeout", "seed", "memory_limit_mb", "swap_limit_mb", "pressure_limit")
+SET_FIELDS = ("warmup", "repeat", "timeout", "seed", "memory_limit_mb", "swap_limit_mb", "pressure_limit",
+              "max_cases")
 NO_PROFILE = "full"  # --profile full: the suite as written
 AUTO_PROFILE = "auto"  # --profile auto: 'quick' on a CPU-only MLX, else the suite as written
 DEFAULT_VARIANT = "default"
@@ -264,6 +268,9 @@ def _variants(layers: _Layers, source: Source) -> tuple[dict[str, dict], str]:
     if not variants:
         raise source.error(layers.at("variants"), "expected at least one variant, got none")
     for name, overrides in variants.items():
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):  # a label on one line of every table and export
+            raise source.error(layers.at("variants") + (name,), f"expected a variant name without control "
+                                                                f"characters, got {name!r}")
         if overrides is not None and not isinstance(overrides, dict):
             raise source.error(layers.at("variants") + (name,), f"expected a mapping of parameters, got {overrides!r}")
     baseline = layers.fields.get("baseline") or next(iter(variants))
@@ -315,6 +322,7 @@ def load(path: str | Path, profile: str | None = None, sets: list[str] = (), onl
         _check_fields(overrides, PROFILE_FIELDS, ("profiles", name), source, "field a profile can set")
     chosen = _pick_profile(profile, profiles, source)
     layers = _layers(raw, chosen)
+    anchor_hostfiles(layers.defaults, layers.fields, Path(path).resolve().parent)
     try:
         cls = workload_class(raw["workload"], (str(Path(path).resolve().parent),))
     except LookupError as err:
@@ -322,6 +330,8 @@ def load(path: str | Path, profile: str | None = None, sets: list[str] = (), onl
     _apply_sets(layers, sets, cls, source)
     variants, baseline = _variants(layers, source)
     sweep = layers.fields.get("sweep") or {}
+    limit = layers.fields.get("max_cases", FIELDS["max_cases"].default)
+    check_count(len(variants), sweep, limit, source, layers.at("sweep") if sweep else ())
     _check_params(layers, variants, sweep, cls, source)
     for name in only:
         if name not in variants:

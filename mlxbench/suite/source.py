@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from mlxbench.bounded_yaml import parse_yaml
+from mlxbench.bounded_yaml import parse_yaml, read_text
 from mlxbench.errors import UserError
 
 KeyPath = tuple  # ("variants", "GC only", "micro_batch_size") or ("sweep", "seq_length", 1)
@@ -85,12 +85,7 @@ def _first_line(node: yaml.MappingNode, key: str) -> int:
 def read(path: str | Path) -> tuple[dict, Source]:
     """The suite file's raw mapping and where each key is; UserError if it is not a YAML mapping."""
     source = Source(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise UserError(f"{path}: expected a readable suite file, got {err.strerror or err}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: expected a UTF-8 YAML file, got binary data") from None
+    text = read_text(path, "a readable suite file")
     raw, node = parse_yaml(text, str(path))
     if not isinstance(raw, dict):
         got = "an empty file" if raw is None else f"{type(raw).__name__} {raw!r}"[:80]

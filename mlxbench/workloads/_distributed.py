@@ -11,13 +11,16 @@ No MLX here: the runner reads these settings without loading MLX.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+from mlxbench.bounded_yaml import read_text
+from mlxbench.errors import UserError
 from mlxbench.results.metrics import Metric
 from mlxbench.workloads.base import Param
 
 BACKENDS = ("ring", "mpi", "jaccl", "nccl", "any")
 KEYS = {"processes": 1, "backend": "ring", "hostfile": None}
+MAX_PROCESSES = 64  # ranks of one case: far past what one host or a rack of Macs runs
+MAX_HOSTFILE_BYTES = 2**20
 
 
 def _problem(value: dict) -> str | None:
@@ -26,8 +29,8 @@ def _problem(value: dict) -> str | None:
     if unknown:
         return f"expected the keys {', '.join(KEYS)}, got unknown key {unknown[0]!r}"
     processes, backend, hostfile = (value.get(k, KEYS[k]) for k in KEYS)
-    if not isinstance(processes, int) or isinstance(processes, bool) or processes < 1:
-        return f"processes: expected a positive integer, got {processes!r}"
+    if not isinstance(processes, int) or isinstance(processes, bool) or not 1 <= processes <= MAX_PROCESSES:
+        return f"processes: expected an integer from 1 to {MAX_PROCESSES}, got {str(processes)[:40]}"
     if backend not in BACKENDS:
         return f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}"
     if hostfile is None:
@@ -58,11 +61,13 @@ RANK_METRICS = (
 def hostfile_hosts(path: str) -> list | str:
     """The hosts of an mlx.launch hostfile (a list, or {"hosts": [...]}), or what is wrong with it."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as err:
-        return f"expected a readable mlx.launch hostfile, got {path!r} ({err.strerror or err})"
+        data = json.loads(read_text(path, "a readable mlx.launch hostfile", MAX_HOSTFILE_BYTES))
+    except UserError as err:  # a FIFO, a device, a symlink loop, too large, missing: said as the rest are
+        return f"expected a readable mlx.launch hostfile, got {path!r} ({str(err).split(', got ', 1)[-1]})"
+    except RecursionError:
+        return f"expected JSON (an mlx.launch hostfile), got {path!r} (nested too deep)"
     except ValueError as err:
-        return f"expected JSON (an mlx.launch hostfile), got {path!r} ({err})"
+        return f"expected JSON (an mlx.launch hostfile), got {path!r} ({str(err)[:120]})"
     hosts = data.get("hosts") if isinstance(data, dict) else data
     if not isinstance(hosts, list) or not hosts or not all(isinstance(h, dict) and "ssh" in h for h in hosts):
         return f"expected a list of hosts, each with an 'ssh' name, in {path!r}"

@@ -277,6 +277,9 @@ def _check_lora(lora: dict, config: dict) -> list[tuple[str, str]]:
     for key, rule in (("rank", Param("rank", int, minimum=1)), ("scale", Param("scale", float))):
         if (problem := rule.check(lora.get(key, LORA_KEYS[key]))) is not None:
             errors.append((f"lora.{key}", problem))
+    rank, width = lora.get("rank", LORA_KEYS["rank"]), config.get("hidden_size")
+    if isinstance(rank, int) and isinstance(width, int) and not errors and rank > width:
+        errors.append(("lora.rank", f"expected at most the model's hidden size {width}, got {rank}"))
     layers = lora.get("layers")
     depth = config["num_hidden_layers"]
     if layers is not None and (not isinstance(layers, int) or isinstance(layers, bool)
