@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from mlxbench.errors import UserError
+from mlxbench.results.rounds import rounds_in
+from mlxbench.results.store import read_records
 from mlxbench.run.progress import table
 from mlxbench.run.rundir import open_run_dir, record_environment
 from mlxbench.run.runner import run_suite
@@ -27,12 +30,18 @@ def add_arguments(parser) -> None:
                         help="run cases in this process (for debugging; no isolation, no timeout)")
     parser.add_argument("--report", action="store_true",
                         help="render the run's HTML report under reports/ when it ends, and print its path")
+    parser.add_argument("--rounds", type=int, default=None, metavar="N",
+                        help="run each case in N separate processes, interleaved across cases (round 1 of every "
+                             "case, then round 2, …), samples pooled, round-to-round spread kept (default: the "
+                             "suite's rounds, or those of the run resumed, else 1)")
     parser.add_argument("--no-calibrate", action="store_true",
                         help="skip the environment's matmul/bandwidth calibration (saves ~3 s)")
 
 
 def main(args) -> int:
     suite = load(args.suite, profile=args.profile, sets=args.sets, only=args.only)
+    if args.rounds is not None and args.rounds < 1:
+        raise UserError(f"--rounds: expected a number of rounds ≥ 1, got {args.rounds}")
     cases = expand(suite)
     if args.dry_run:
         from mlxbench.estimate.case import current_env_id, with_estimates
@@ -41,7 +50,8 @@ def main(args) -> int:
         return 0
     with open_run_dir(suite, args.out, args.resume) as run_dir:  # held by this runner alone until the end
         env_id = record_environment(run_dir, calibrate=not args.no_calibrate)
-        records = run_suite(suite, cases, run_dir, env_id, inline=args.inline)
+        rounds = args.rounds or (args.resume and rounds_in(read_records(run_dir))) or suite.rounds
+        records = run_suite(suite, cases, run_dir, env_id, inline=args.inline, rounds=rounds)
     print()
     print(table(records, suite.workload_cls.headline, suite.workload_cls.declared_metrics()))
     print(f"\nresults: {run_dir}")
