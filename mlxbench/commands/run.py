@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
+
 from mlxbench.errors import UserError
 from mlxbench.results.rounds import rounds_in
 from mlxbench.results.store import read_records
+from mlxbench.report.cost import time_spent
 from mlxbench.run.progress import table
 from mlxbench.run.rundir import open_run_dir, record_environment
 from mlxbench.run.runner import run_suite
@@ -48,12 +52,17 @@ def main(args) -> int:
 
         print(with_estimates(describe(suite, cases), cases, current_env_id()))
         return 0
+    started, started_at = time.monotonic(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     with open_run_dir(suite, args.out, args.resume) as run_dir:  # held by this runner alone until the end
         env_id = record_environment(run_dir, calibrate=not args.no_calibrate)
         rounds = args.rounds or (args.resume and rounds_in(read_records(run_dir))) or suite.rounds
         records = run_suite(suite, cases, run_dir, env_id, inline=args.inline, rounds=rounds)
     print()
     print(table(records, suite.workload_cls.headline, suite.workload_cls.declared_metrics()))
+    # Every process this invocation ran (each round, not the pooled records), against its wall time.
+    ran = [r for r in read_records(run_dir) if r.started_at >= started_at and not (r.rounds and r.round is None)]
+    if spent := time_spent(ran, time.monotonic() - started):
+        print(f"\n{spent}")
     print(f"\nresults: {run_dir}")
     if args.report:
         from mlxbench.commands.report import write_html
