@@ -118,10 +118,9 @@ _running_lock = threading.Lock()
 def yield_to_compute() -> bool:
     """Run the calling thread under SCHED_IDLE: it takes a core only when no compute thread wants it.
 
-    A 10 ms sampler at normal priority preempts one of BLAS's threads at every wake-up, and on a
-    machine with as many BLAS threads as cores the others wait at the barrier: a 3–7% cost on a
-    loop of ~10 ms matmuls. On Linux, ``sched_setscheduler(0, …)`` applies to the calling thread
-    alone. Elsewhere (macOS has no SCHED_IDLE) nothing changes and this returns False.
+    At normal priority a 10 ms sampler preempts a BLAS thread at each wake-up and, with as many BLAS threads
+    as cores, the others wait at the barrier: 3–7% on ~10 ms matmuls. On Linux ``sched_setscheduler(0, …)``
+    sets the calling thread alone; elsewhere (macOS has no SCHED_IDLE) nothing changes: False.
     """
     if not hasattr(os, "SCHED_IDLE"):
         return False
