@@ -171,7 +171,7 @@ def test_a_case_past_its_timeout_is_stopped_and_recorded_as_timeout(faults):
     _, run_dir = faults
     record = by_variant(store.read_records(run_dir))[("times out", ())]
     assert record.status == "timeout"
-    assert record.error["message"].startswith("passed its timeout of 6 s")
+    assert record.error["message"].startswith("passed its timeout of 15 s")
 
 
 def test_a_case_killed_by_a_signal_is_an_error_naming_the_signal(faults):
