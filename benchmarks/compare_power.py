@@ -35,45 +35,53 @@ from mlxbench.results.run import load_run
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_case(args, out: Path, value: int) -> dict:
-    """One `mlxbench run` of the case with ``--param`` set to ``value``: the case's figures."""
+def run_case(args, out: Path, value: int) -> dict | None:
+    """One `mlxbench run` of the case with ``--param`` set to ``value``: the case's figures, or None (said on
+    stderr) when the case did not finish: the trial goes on, that pair counted as not judged."""
     out.mkdir(parents=True)
     command = [sys.executable, "-m", "mlxbench", "run", args.suite, "--profile", args.profile, "--only",
                args.variant, "--no-calibrate", "--out", str(out), "--rounds", str(args.rounds),
                "--set", f"{args.param}={value}", *args.sets]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"compare_power: {' '.join(command)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    (run_dir,) = out.glob("*/*")
-    (record,) = latest_by_case(load_run(run_dir).records)
-    return record.metrics
+    records = [r for run_dir in out.glob("*/*") for r in latest_by_case(load_run(run_dir).records)]
+    if done.returncode != 0 or len(records) != 1 or not records[0].ok:
+        print(f"compare_power: not judged: {' '.join(command)} ended {done.returncode}: "
+              f"{(done.stdout + done.stderr).strip().splitlines()[-3:]}", file=sys.stderr)
+        return None
+    return records[0].metrics
 
 
 def trial(args, base_value: int, folder: Path) -> dict:
-    """One trial: compare's step-time verdict and the measured slowdown, for the identical rerun and each size."""
+    """One trial: per size (0: the identical rerun), compare's step-time verdict and the measured slowdown;
+    ("not judged", None) where a run did not finish."""
     base = run_case(args, folder / "base", base_value)
     out = {}
     for size in (0.0, *args.slowdowns):
-        new = run_case(args, folder / f"new-{size:g}", round(base_value * (1 + size)))
+        new = None if base is None else run_case(args, folder / f"new-{size:g}", round(base_value * (1 + size)))
+        if new is None:
+            out[size] = ("not judged", None)
+            continue
         verdict = judge(STEP_TIME, base, new, args.threshold / 100)["verdict"]
         out[size] = (verdict, value_of(new["step_time_s"]) / value_of(base["step_time_s"]) - 1)
     return out
 
 
-def table(results: list[dict], sizes: list[float]) -> list[str]:
-    """The power table: per size, the measured slowdown and how often compare flagged it."""
-    n = len(results)
-    lines = ["| slowdown asked | measured (median) | compare flags it | trials |", "|---|---|---|---|"]
+def table(results: list[dict], sizes: list[float], param: str) -> list[str]:
+    """The power table: per size, the measured slowdown and how often compare flagged it, over the trials
+    judged (a run that did not finish is counted apart)."""
+    lines = ["| change asked | slowdown measured (median) | compare flags it | trials judged (not judged) |",
+             "|---|---|---|---|"]
     for size in (0.0, *sizes):
-        verdicts = [r[size][0] for r in results]
-        measured = float(np.median([r[size][1] for r in results]))
+        judged = [r[size] for r in results if r[size][1] is not None]
+        n, missing = len(judged), len(results) - len(judged)
+        measured = f"{float(np.median([d for _, d in judged])):+.1%}" if judged else "not measured"
         if size == 0:
-            alarms = sum(v != "same" for v in verdicts)
-            lines.append(f"| none (identical rerun) | {measured:+.1%} | false alarms {alarms}/{n} "
-                         f"({alarms / n:.0%}) | {n} |")
+            hits, what = sum(v != "same" for v, _ in judged), "false alarms"
         else:
-            hits = sum(v == "regression" for v in verdicts)
-            lines.append(f"| +{size:.0%} {'work'} | {measured:+.1%} | detected {hits}/{n} ({hits / n:.0%}) | {n} |")
+            hits, what = sum(v == "regression" for v, _ in judged), "detected"
+        rate = f"{what} {hits}/{n} ({hits / n:.0%})" if n else "cannot tell"
+        asked = "none (identical rerun)" if size == 0 else f"+{size:.0%} {param}"
+        lines.append(f"| {asked} | {measured} | {rate} | {n} ({missing}) |")
     return lines
 
 
@@ -97,14 +105,15 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.trials):
             results.append(trial(args, args.base_value, Path(tmp) / f"trial-{i}"))
             print(f"trial {i + 1}/{args.trials}: " + ", ".join(
-                f"{'identical' if s == 0 else f'+{s:.0%}'} {v} ({d:+.1%})" for s, (v, d) in results[-1].items()),
+                f"{'identical' if s == 0 else f'+{s:.0%}'} {v}" + (f" ({d:+.1%})" if d is not None else "")
+                for s, (v, d) in results[-1].items()),
                 flush=True)
     device = env.mlx_device()
     print(f"\nmachine: {env.cpu_name()}, {device['backend']} backend, mlx {device['version']}, {date.today()}")
     print(f"case: {args.suite} --profile {args.profile} --only {args.variant!r}, {args.param} {args.base_value}, "
           f"rounds {args.rounds}, {' '.join(args.sets[1::2]) or 'the profile settings'}; "
           f"compare --threshold {args.threshold:g}")
-    print("\n".join(table(results, args.slowdowns)))
+    print("\n".join(table(results, args.slowdowns, args.param)))
     return 0
 
 
