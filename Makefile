@@ -3,13 +3,19 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The torch tests get a venv of their own: transformers imports torch whenever it is installed,
+# which would cost every worker's `import mlx_lm` in .venv about 2 s.
+TORCH_VENV ?= .venv-torch
+TORCH_STAMP := $(TORCH_VENV)/.installed
+# The 15 slowest tests in every run's output, so a slow one is seen.
+PYTEST_ARGS ?= --durations=15
 # auto: the suites' quick profile where MLX runs on the CPU, the full suite on a GPU.
 PROFILE ?= auto
 BENCH_SUITES ?= suites/training-memory.yaml suites/generation.yaml
 
-.PHONY: setup test bench report clean
+.PHONY: setup test test-main test-torch bench report clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(TORCH_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +23,22 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: $(STAMP)
-	$(PY) -m pytest
+$(TORCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --upgrade --quiet pip
+	$(TORCH_VENV)/bin/python -m pip install --quiet -e '.[test,torch]'
+	touch $(TORCH_STAMP)
+
+# Both steps run even when the first fails; the status says whether either did.
+test:
+	@status=0; $(MAKE) --no-print-directory test-main || status=$$?; \
+	$(MAKE) --no-print-directory test-torch || status=$$?; exit $$status
+
+test-main: $(STAMP)
+	$(PY) -m pytest -m "not torch" $(PYTEST_ARGS)
+
+test-torch: $(TORCH_STAMP)
+	$(TORCH_VENV)/bin/python -m pytest -m torch $(PYTEST_ARGS)
 
 # Every suite runs and gets its report even when a case of another failed; the status says so.
 bench: $(STAMP)
@@ -33,5 +53,5 @@ report: $(STAMP)
 	done
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks
+	rm -rf $(VENV) $(TORCH_VENV) build *.egg-info .pytest_cache .benchmarks
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

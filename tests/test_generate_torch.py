@@ -17,6 +17,7 @@ from mlxbench.workloads._generation_plan import prompt_token_ids
 
 ROOT = Path(__file__).resolve().parent.parent
 torch = pytest.importorskip("torch", reason="mlxbench[torch] not installed")
+pytestmark = pytest.mark.torch  # `make test` runs it in .venv-torch
 
 
 def params(**overrides) -> dict:

@@ -105,3 +105,16 @@ def test_a_frozen_model_costs_only_the_forward_pass():
     net.freeze()
     assert models.training_flops_per_token(net, config, 32) * 3 == models.training_flops_per_token(
         models.build("tiny")[0], config, 32)
+
+
+def test_a_random_weight_model_is_built_without_the_tokenizer_stack_and_mlx_lm_stays_whole():
+    # mlx_lm's __init__ imports transformers (and torch where installed): seconds a worker need not pay.
+    import subprocess
+    import sys
+
+    code = ("import sys, mlxbench\nfrom mlxbench.workloads.models import build\nbuild('tiny')\n"
+            "print('transformers' in sys.modules)\nimport mlx_lm\nprint(callable(mlx_lm.load), bool(mlx_lm.__version__))\n"
+            "from mlx_lm.utils import load_model\nprint(load_model is not None)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True", "True", "True"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -69,7 +70,8 @@ def tiny_training_loop(steps: int, after_step=lambda: None) -> None:
 
 def test_samples_keep_arriving_during_one_long_mx_eval():
     x = long_evaluation()
-    with MemorySampler(interval_s=0.005) as sampler:
+    # At normal priority: under SCHED_IDLE (the default) it samples only when a core is free.
+    with MemorySampler(interval_s=0.005, yield_to_compute=False) as sampler:
         time.sleep(0.02)
         begin = time.perf_counter() - sampler.t0
         mx.eval(x)
@@ -363,3 +365,14 @@ def test_a_module_that_does_not_exist_is_a_one_line_error_with_exit_2(tmp_path):
     assert done.stderr.strip().splitlines() == [
         "mlxbench: profile: -m no_such_module_here: expected an importable module, got no module named "
         "'no_such_module_here'"]
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="no SCHED_IDLE on this OS: the sampler keeps its priority")
+def test_the_sampler_thread_yields_to_compute_threads_and_only_it():
+    with MemorySampler(interval_s=0.01) as sampler:
+        time.sleep(0.05)
+        assert os.sched_getscheduler(sampler._thread.native_id) == os.SCHED_IDLE
+        assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the thread that computes keeps its own
+    with MemorySampler(interval_s=0.01, yield_to_compute=False) as sampler:
+        time.sleep(0.05)
+        assert os.sched_getscheduler(sampler._thread.native_id) != os.SCHED_IDLE

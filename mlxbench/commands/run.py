@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
+
 from mlxbench import options
+from mlxbench.results.rounds import rounds_in
+from mlxbench.results.store import read_records
+from mlxbench.report.cost import time_spent
 from mlxbench.run.progress import table
 from mlxbench.run.rundir import open_run_dir, record_environment
 from mlxbench.run.runner import run_suite
@@ -28,6 +34,10 @@ def add_arguments(parser) -> None:
                         help="run cases in this process (for debugging; no isolation, no timeout)")
     parser.add_argument("--report", action="store_true",
                         help="render the run's HTML report under reports/ when it ends, and print its path")
+    parser.add_argument("--rounds", type=options.whole_number(1, 1000, "a number of rounds"), default=None, metavar="N",
+                        help="run each case in N separate processes, interleaved across cases (round 1 of every "
+                             "case, then round 2, …), samples pooled, round-to-round spread kept (default: the "
+                             "suite's rounds, or those of the run resumed, else 1)")
     parser.add_argument("--no-calibrate", action="store_true",
                         help="skip the environment's matmul/bandwidth calibration (saves ~3 s)")
 
@@ -40,11 +50,17 @@ def main(args) -> int:
 
         print(with_estimates(describe(suite, cases), cases, current_env_id()))
         return 0
+    started, started_at = time.monotonic(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     with open_run_dir(suite, args.out, args.resume) as run_dir:  # held by this runner alone until the end
         env_id = record_environment(run_dir, calibrate=not args.no_calibrate)
-        records = run_suite(suite, cases, run_dir, env_id, inline=args.inline)
+        rounds = args.rounds or (args.resume and rounds_in(read_records(run_dir))) or suite.rounds
+        records = run_suite(suite, cases, run_dir, env_id, inline=args.inline, rounds=rounds)
     print()
     print(table(records, suite.workload_cls.headline, suite.workload_cls.declared_metrics()))
+    # Every process this invocation ran (each round, not the pooled records), against its wall time.
+    ran = [r for r in read_records(run_dir) if r.started_at >= started_at and not (r.rounds and r.round is None)]
+    if spent := time_spent(ran, time.monotonic() - started):
+        print(f"\n{spent}")
     print(f"\nresults: {run_dir}")
     if args.report:
         from mlxbench.commands.report import write_html

@@ -114,16 +114,22 @@ READ_METHODS = {
     "matvec": "a vector times a 256 MB fp32 matrix's transpose, as a Linear layer decodes (x @ W.T)",
     "gemv": "a 256 MB fp32 matrix times a vector (W @ x)",
     "sum": "a sum over a 256 MB fp32 array",
+    "sum2": "two sums over the halves of a 256 MB fp32 array on two MLX streams at once (two threads reading)",
+    "layers": "a vector times each of 64 4 MB fp32 matrices (256 MB in all), read one after another as decode "
+              "reads a model's layers",
 }
 
 
-def measure_read_bandwidth_gbps(megabytes: int = 256, budget_s: float = 1.0) -> dict[str, float]:
+def measure_read_bandwidth_gbps(megabytes: int = 256, budget_s: float = 1.5) -> dict[str, float]:
     """Measured read bandwidth of the default device, GB/s, the way decode reads its weights.
 
-    Each figure is bytes of the matrix read once over the best time: a matrix–vector product
-    (both orientations, on MLX's own threads: the Linear layer's ``x @ W.T`` is decode's) and a
-    plain reduction. Nothing large is written, so unlike an elementwise copy no fresh output
-    buffer's page faults are counted as traffic.
+    Each figure is bytes read once over the best time, every kernel reading ``megabytes`` in all (beyond
+    the caches): a matrix–vector product (both orientations, on MLX's own threads: the Linear layer's
+    ``x @ W.T`` is decode's), the same over layer-sized matrices one after another (decode reads a model
+    that way, and the prefetchers see each matrix start anew), and a plain reduction, on one stream and
+    on two at once (two threads). The ceiling is the best of them: a workload that reads faster than
+    every one shows a kernel the calibration lacks. Nothing large is written, so unlike an elementwise
+    copy no fresh output buffer's page faults are counted as traffic.
     """
     import mlx.core as mx
 
@@ -131,11 +137,25 @@ def measure_read_bandwidth_gbps(megabytes: int = 256, budget_s: float = 1.0) -> 
     w = mx.random.normal((n, n), dtype=mx.float32)
     x = mx.random.normal((1, n), dtype=mx.float32)
     flat = w.reshape(-1)
-    mx.eval(w, x, flat)
+    halves = (flat[: flat.size // 2], flat[flat.size // 2:])
+    layers = [mx.random.normal((1024, 1024), dtype=mx.float32) for _ in range(megabytes // 4)]
+    x_layer = mx.random.normal((1, 1024), dtype=mx.float32)
+    mx.eval(w, x, flat, *halves, *layers, x_layer)
+    streams = (mx.new_stream(mx.cpu), mx.new_stream(mx.cpu)) if mx.default_device() == mx.cpu else None
+
+    def two_sums():
+        sums = []
+        for half, stream in zip(halves, streams or (None, None)):
+            with mx.stream(stream or mx.default_stream(mx.default_device())):
+                sums.append(mx.sum(half))
+        mx.eval(*sums)
+
     work = {"matvec": lambda: mx.eval(x @ w.T), "gemv": lambda: mx.eval(w @ x[0]),
-            "sum": lambda: mx.eval(mx.sum(flat))}
+            "sum": lambda: mx.eval(mx.sum(flat)), "sum2": two_sums,
+            "layers": lambda: mx.eval([x_layer @ layer.T for layer in layers])}
+    read = {name: w.nbytes for name in work} | {"layers": sum(layer.nbytes for layer in layers)}
     share = budget_s / len(work)
-    return {name: _best_rate(run, w.nbytes, share) / 1e9 for name, run in work.items()}
+    return {name: _best_rate(run, read[name], share) / 1e9 for name, run in work.items()}
 
 
 def measure_ceilings() -> dict:

@@ -34,6 +34,15 @@ def _verdict(ratio: float | None) -> str:
     return "within the claim" if low <= ratio <= high else ("below the claim" if ratio < low else "above the claim")
 
 
+def _round_range(mlx, torch, name: str) -> str:
+    """'1.10–1.31× over 3 rounds': the ratio in each interleaved round (results.rounds), or '' without rounds."""
+    a, b = (((r.rounds or {}).get("values") or {}).get(name) for r in (mlx, torch))
+    if not a or not b or len(a) != len(b) or not all(b):
+        return ""
+    ratios = [x / y for x, y in zip(a, b)]
+    return f"{min(ratios):.2f}–{max(ratios):.2f}× over {len(ratios)} rounds"
+
+
 def ratio_rows(run) -> list[dict]:
     """One row per MLX case with a PyTorch twin: each rate of both, their ratio, the claim's verdict."""
     records = [r for r in latest_by_case(run.records) if r.ok and PARAM in r.params]
@@ -50,7 +59,8 @@ def ratio_rows(run) -> list[dict]:
             a, b = m.value_of(mlx.metrics.get(d.name)), m.value_of(twin.metrics.get(d.name))
             ratio = a / b if a is not None and b else None
             cells.append({"label": d.label, "mlx": d.display(a), "torch": d.display(b),
-                          "ratio": "—" if ratio is None else f"{ratio:.2f}×", "verdict": _verdict(ratio)})
+                          "ratio": "—" if ratio is None else f"{ratio:.2f}×", "verdict": _verdict(ratio),
+                          "rounds": _round_range(mlx, twin, d.name)})
         checks = [f"{d.label} {d.display(twin.metrics.get(d.name))}" for d in quality
                   if m.value_of(twin.metrics.get(d.name)) is not None]
         rows.append({"mlx": mlx.variant, "torch": twin.variant, "point": mlx.point, "rates": cells,

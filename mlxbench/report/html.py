@@ -12,7 +12,7 @@ import jinja2
 from markupsafe import Markup
 
 import mlxbench
-from mlxbench.report import charts, frameworks, tables
+from mlxbench.report import charts, cost, frameworks, tables
 from mlxbench.report import distributed as across_processes
 from mlxbench.report import comparison as comparison_text
 from mlxbench.report import memory as memory_truth
@@ -246,6 +246,7 @@ def render_run(run, comparison: dict | None = None, compare_label: str = "") -> 
         compare_changes=_compare_rows(comparison, significant_only=True) if comparison else [],
         compare_summary=_compare_summary(comparison) if comparison else "",
         started=min((r.started_at for r in run.records), default=""),
+        fixed_cost=cost.fixed_cost(run.records),
         roofline=roofline.section(run),
         framework_rows=frameworks.ratio_rows(run),
         framework_claim=frameworks.CLAIM_TEXT,

@@ -2,7 +2,7 @@
 
 A record is one JSON line of ``records.jsonl``. Records written before the type had
 a schema version (version 1) load as the current version: the same fields, none missing
-(version 3 added ``memory``, null in older records).
+(version 3 added ``memory``, version 4 ``round`` and ``rounds``, null in older records).
 Written records are strict JSON: a figure that is not a finite number is stored as
 null and named in ``non_finite``.
 """
@@ -15,7 +15,7 @@ import sys
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 3  # 3: ``memory``, what the OS counted
+SCHEMA_VERSION = 4  # 3: ``memory``, what the OS counted; 4: ``round`` and ``rounds`` (results.rounds)
 STATUSES = ("ok", "error", "oom", "timeout", "skipped")
 # What a case's own run fills in (the worker, or the runner for a worker that died).
 OUTCOME_FIELDS = ("status", "error", "metrics", "memory_timeline", "leak", "equivalence_values",
@@ -58,6 +58,10 @@ class Record:
     # The peak memory estimated before the case ran (mlxbench.estimate): {"peak_bytes", "parts",
     # "calibrated", "basis", …}, or {"peak_bytes": null, "reason"}; None in records written before it.
     estimate: dict | None = None
+    # Interleaved rounds (results.rounds): a round's record has ``round`` (1-based) and {"of": N}; the
+    # pooled record of its case has ``round`` None and each figure's round values. None without rounds.
+    round: int | None = None
+    rounds: dict | None = None
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self):

@@ -60,6 +60,10 @@ def load_run(path: str | Path) -> Run:
         print(f"mlxbench: warning: {problem}", file=sys.stderr)
     if not records:
         raise UserError(f"{path / store.RECORDS}: expected at least one record, got none")
+    # A case run in interleaved rounds is read as its pooled record (results.rounds); a run stopped before
+    # a case's last round shows that case's rounds so far.
+    pooled = {r.case_id for r in records if r.round is None}
+    records = [r for r in records if r.round is None or r.case_id.rsplit("-round", 1)[0] not in pooled]
     env = _read(path / store.ENV, "JSON", lambda: store.read_env(path))
     if not isinstance(env, dict):
         raise UserError(f"{path / store.ENV}: expected a JSON object, got {type(env).__name__}")

@@ -122,3 +122,4 @@ def table(records: list[Record], names: tuple[str, ...], declared: dict[str, Met
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+

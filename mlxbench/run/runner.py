@@ -17,6 +17,7 @@ from pathlib import Path
 from mlxbench.estimate.case import for_case
 from mlxbench.results import store
 from mlxbench.results.record import OUTCOME_FIELDS, Record, latest_by_case
+from mlxbench.results.rounds import interleaved, pool, round_id
 from mlxbench.run.progress import Progress
 from mlxbench.run.equivalence import equivalence
 from mlxbench.run.supervise import run_isolated
@@ -30,32 +31,59 @@ def run_order(cases: list[Case]) -> list[Case]:
     return sorted(cases, key=lambda c: not c.is_baseline)
 
 
-def run_suite(suite: Suite, cases: list[Case], run_dir: Path, env_id: str, inline: bool = False) -> list[Record]:
-    """Run the cases not yet ok in ``run_dir``; every case's latest record, in suite order."""
+def run_suite(suite: Suite, cases: list[Case], run_dir: Path, env_id: str, inline: bool = False,
+              rounds: int = 1) -> list[Record]:
+    """Run the cases not yet ok in ``run_dir``, each in ``rounds`` interleaved rounds (results.rounds);
+    every case's latest record, in suite order."""
     latest = {r.case_id: r for r in latest_by_case(store.read_records(run_dir))}
-    todo = [c for c in run_order(cases) if c.case_id not in latest or not latest[c.case_id].ok]
-    if len(todo) < len(cases):
-        print(f"{len(cases) - len(todo)} of {len(cases)} cases already ok in {run_dir}; running {len(todo)}")
+    todo = [(c, k) for c, k in interleaved(run_order(cases), rounds) if c.case_id not in latest or not latest[c.case_id].ok]
+    unit = "rounds of cases" if rounds > 1 else "cases"
+    if len(todo) < len(cases) * rounds:
+        print(f"{len(cases) * rounds - len(todo)} of {len(cases) * rounds} {unit} already ok in {run_dir}; "
+              f"running {len(todo)}")
     # The baseline of each sweep point, even when --only leaves it out (an earlier run may have it).
     baseline_at = {_point_key(c.sweep): c.case_id for c in expand(replace(suite, only=())) if c.is_baseline}
-    declared = suite.workload_cls.declared_metrics()
-    progress = Progress(len(todo), declared)
-    for case in todo:
-        progress.start(case.label)
-        if inline:
-            from mlxbench.run.worker import run_case
-
-            outcome = run_case(case)
+    progress = Progress(len(todo), suite.workload_cls.declared_metrics())
+    for case, index in todo:
+        progress.start(f"{case.label} · round {index} of {rounds}" if index else case.label)
+        record = make_record(case, _outcome(case, run_dir, progress, inline), run_dir.name, env_id, inline)
+        if index:
+            record.round, record.rounds = index, {"of": rounds}
         else:
-            outcome = run_isolated(case, run_dir, progress.tick)
-        record = make_record(case, outcome, run_dir.name, env_id, inline)
-        baseline = latest.get(baseline_at.get(_point_key(case.sweep), ""))
-        record.equivalence = equivalence(record, baseline, suite.workload_cls.equivalent_params)
-        with _signals_held():
-            store.append_record(run_dir, record)
-        latest[case.case_id] = record
+            _judge(record, latest, baseline_at, suite)
+        _append(run_dir, record, latest)
         progress.finish(record, suite.workload_cls.headline)
+    if rounds > 1:
+        ran = {c.case_id for c, _ in todo}
+        for case in run_order(cases):
+            ids = [round_id(case.case_id, k) for k in range(1, rounds + 1)]
+            if all(i in latest for i in ids) and (case.case_id not in latest or ran & set(ids)):
+                record = pool(case.case_id, [latest[i] for i in ids])
+                _judge(record, latest, baseline_at, suite)
+                _append(run_dir, record, latest)
     return [latest[c.case_id] for c in cases if c.case_id in latest]
+
+
+def _outcome(case: Case, run_dir: Path, progress: Progress, inline: bool) -> dict:
+    """The outcome of one case: in this process (--inline) or in a worker of its own."""
+    if inline:
+        from mlxbench.run.worker import run_case
+
+        return run_case(case)
+    return run_isolated(case, run_dir, progress.tick)
+
+
+def _judge(record: Record, latest: dict, baseline_at: dict, suite: Suite) -> None:
+    """The record's equivalence verdict against its sweep point's baseline, where there is one."""
+    baseline = latest.get(baseline_at.get(_point_key(record.sweep), ""))
+    record.equivalence = equivalence(record, baseline, suite.workload_cls.equivalent_params)
+
+
+def _append(run_dir: Path, record: Record, latest: dict) -> None:
+    """Append the record at once, with stop signals held; it is now its case's latest."""
+    with _signals_held():
+        store.append_record(run_dir, record)
+    latest[record.case_id] = record
 
 
 @contextmanager

@@ -41,6 +41,8 @@ FIELDS = {p.name: p for p in (
     Param("repeat", int, 5, minimum=1, help="timed steps per case"),
     Param("timeout", float, 600.0, minimum=0, help="seconds per case before it is stopped and recorded as timeout"),
     Param("seed", int, 0, help="random seed of every case"),
+    Param("rounds", int, 1, minimum=1, help="interleaved rounds: each case in this many separate processes, "
+                                            "round 1 of every case first (mlxbench run --rounds)"),
     Param("memory_limit_mb", int, None, nullable=True, minimum=1,
           help="a case whose process resident memory passes this is stopped and recorded as oom"),
     Param("swap_limit_mb", int, os_memory.DEFAULT_SWAP_LIMIT_MB, nullable=True, minimum=0,
@@ -116,6 +118,7 @@ class Suite:
     repeat: int = 5
     timeout: float = 600.0
     seed: int = 0
+    rounds: int = 1
     memory_limit_mb: int | None = None
     swap_limit_mb: int | None = FIELDS["swap_limit_mb"].default
     pressure_limit: str | None = FIELDS["pressure_limit"].default
@@ -129,7 +132,7 @@ class Suite:
 
     def to_dict(self) -> dict:
         """The resolved suite as stored with a run (``suite.yaml``)."""
-        keys = ("name", "description", "workload", "baseline", "warmup", "repeat", "timeout", "seed",
+        keys = ("name", "description", "workload", "baseline", "warmup", "repeat", "timeout", "seed", "rounds",
                 "memory_limit_mb", "swap_limit_mb", "pressure_limit", "defaults", "variants", "sweep", "profile")
         return {**{k: getattr(self, k) for k in keys}, "only": list(self.only) or None, "source": self.path}
 
@@ -343,7 +346,8 @@ def load(path: str | Path, profile: str | None = None, sets: list[str] = (), onl
         name=fields["name"], workload=raw["workload"], workload_cls=cls, baseline=baseline,
         description=fields.get("description") or "", warmup=fields.get("warmup", FIELDS["warmup"].default),
         repeat=fields.get("repeat", FIELDS["repeat"].default), timeout=fields.get("timeout", FIELDS["timeout"].default),
-        seed=fields.get("seed", FIELDS["seed"].default), memory_limit_mb=fields.get("memory_limit_mb"),
+        seed=fields.get("seed", FIELDS["seed"].default), rounds=fields.get("rounds", FIELDS["rounds"].default),
+        memory_limit_mb=fields.get("memory_limit_mb"),
         **{k: fields.get(k, FIELDS[k].default) for k in ("swap_limit_mb", "pressure_limit")},
         defaults=layers.defaults, variants=variants, sweep=sweep, profile=chosen, path=str(path),
         profiles=tuple(profiles), only=tuple(only),

@@ -8,6 +8,8 @@ MLX's initializers under a fixed seed.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 import json
 from pathlib import Path
 
@@ -79,13 +81,35 @@ def preset_config(name: str) -> dict:
     return {"model_type": module, **config}
 
 
+def architecture(model_type: str):
+    """mlx-lm's module of ``model_type`` (``mlx_lm.models.<model_type>``), imported without first running
+    mlx_lm's package ``__init__`` when nothing has imported mlx_lm yet.
+
+    That ``__init__`` imports convert, generate and the tokenizer stack (transformers, and torch where
+    installed): seconds of a worker's fixed cost that a random-weight model never uses. The package is
+    entered unexecuted; the first attribute read from it (``mlx_lm.load``, ``__version__``) runs its
+    ``__init__`` then (PEP 562), so later users see the whole package. Submodules import as usual.
+    """
+    if "mlx_lm" not in sys.modules and (spec := importlib.util.find_spec("mlx_lm")) is not None:
+        package = importlib.util.module_from_spec(spec)
+
+        def complete(name: str):
+            del package.__dict__["__getattr__"]
+            spec.loader.exec_module(package)
+            return getattr(package, name)
+
+        package.__getattr__ = complete
+        sys.modules["mlx_lm"] = package
+    return importlib.import_module(f"mlx_lm.models.{model_type}")
+
+
 def build(model: str, seed: int = 0, dtype: str = "float32") -> tuple[nn.Module, dict]:
     """The model and its config: a preset with weights drawn from ``seed``, or a local directory."""
     if (problem := check_model(model)) is not None:
         raise UserError(f"model: {problem}")
     if model in PRESETS:
         config = preset_config(model)
-        arch = importlib.import_module(f"mlx_lm.models.{config['model_type']}")
+        arch = architecture(config["model_type"])
         mx.random.seed(seed)
         net = arch.Model(arch.ModelArgs.from_dict(config))
     else:
