@@ -37,8 +37,8 @@ from mlx.utils import tree_flatten
 
 from mlxbench.workloads import _data_parallel as dp
 from mlxbench.workloads import models
-from mlxbench.workloads._distributed import DISTRIBUTED_PARAM, RANK_METRICS, sharding_errors
-from mlxbench.workloads import _memory_settings as memory_settings
+from mlxbench.workloads.distributed import DISTRIBUTED_PARAM, RANK_METRICS, sharding_errors
+from mlxbench.workloads import memory_settings
 from mlxbench.results.metrics import PEAK_MEMORY, Metric, memory, rate, timing
 from mlxbench.workloads.base import Param, Workload, register
 from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
@@ -253,11 +253,10 @@ class Generate(Workload):
     headline = ("decode_tokens_per_s", "prefill_tokens_per_s", "peak_memory_bytes")
     timed_phase = "generate"
 
-    def __new__(cls, params: dict | None = None, seed: int = 0):
-        # framework: torch runs the same case in PyTorch (_generate_torch.py).
-        if cls is Generate and (params or {}).get("framework") == "torch":
-            return TorchGenerate(params, seed)
-        return super().__new__(cls)
+    @classmethod
+    def implementation(cls, params: dict) -> type[Workload]:
+        """framework: torch runs the same case in PyTorch (_generate_torch.TorchGenerate)."""
+        return TorchGenerate if params.get("framework") == "torch" else cls
 
     @classmethod
     def check(cls, params: dict) -> list[tuple[str, str]]:
@@ -334,6 +333,9 @@ class Generate(Workload):
                      p["kv_bits"], p["kv_group_size"], cache=cache)
         memory_settings.clear_cache(p)
         return self.plan.phases(g.ttft_s, g.prefill_s, g.decode_s, g.total_s)
+
+    def teardown(self) -> None:
+        memory_settings.restore(self)
 
     def metrics(self, timed: dict[str, dict]) -> dict[str, Any]:
         from mlx_lm.utils import compute_bits_per_weight
