@@ -23,6 +23,7 @@ import traceback
 from pathlib import Path
 
 from mlxbench.errors import UserError
+from mlxbench.results import units
 
 PYTHON_NAMES = ("python", "python3", Path(sys.executable).name)
 
@@ -138,8 +139,8 @@ def main(args: argparse.Namespace) -> int:
         "env": env.capture(calibrate=False),
     }
     write_profile(out, profile)
-    print(f"mlxbench: peak {profile['peak_bytes'] / 2**20:.1f} MiB MLX, "
-          f"{profile['peak_rss_bytes'] / 2**20:.1f} MiB RSS; wrote {out / 'profile.json'} and profile.html",
+    print(f"mlxbench: peak {units.mb(profile['peak_bytes'])} MB MLX, "
+          f"{units.mb(profile['peak_rss_bytes'])} MB RSS; wrote {out / 'profile.json'} and profile.html",
           file=sys.stderr)
     if (divergence := (prof.memory or {}).get("divergence") or {}).get("flagged"):
         print(f"mlxbench: {divergence['detail']}", file=sys.stderr)
