@@ -6,7 +6,7 @@ The script or module runs in this process (so the sampler sees its MLX memory), 
 holds the timeline, phases, MLX's exact peak, the peak RSS and what the OS counted (``memory``:
 process and system layers, and whether the process diverged from MLX's peak), and
 ``OUT/profile.html`` shows them. A script can name its phases with
-``mlxbench.profiler.mark_phase("name")``.
+``mlxbench.machine.profiler.mark_phase("name")``.
 """
 
 from __future__ import annotations

@@ -89,8 +89,6 @@ def reproduce_command(run) -> str:
         parts += ["--profile", str(run.suite["profile"])]
     if run.suite.get("only"):
         parts += ["--only", *(shlex.quote(str(v)) for v in run.suite["only"])]
-    for key, value in (run.suite.get("overrides") or run.suite.get("set") or {}).items():
-        parts += ["--set", shlex.quote(f"{key}={value}")]
     return " ".join(parts)
 
 

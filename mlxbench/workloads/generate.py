@@ -246,7 +246,6 @@ class Generate(Workload):
         Metric("n_seq", "Sequences", column=False),
         Metric("model_n_params", "Parameters", column=False),
         timing("step_time_s", "End to End (s)", column=False),
-        timing("end_to_end_s", "End to End (s)", column=False, judged=False, note="the step time's median"),
         *RANK_METRICS,
         *TORCH_METRICS,
     )
@@ -342,7 +341,7 @@ class Generate(Workload):
 
         p = self.p
         costs = model_costs(self.net, self.config, p["dtype"], p["kv_bits"], p["kv_group_size"])
-        figures = {
+        return {
             **self.plan.figures(timed, costs),
             **self.plan.counts(),
             "model_n_params": self.n_params,
@@ -351,6 +350,3 @@ class Generate(Workload):
             "compression_ratio": self.unquantized_size_bytes / model_size_bytes(self.net),
             **self.quality,
         }
-        if "step_time_s" in timed:
-            figures["end_to_end_s"] = timed["step_time_s"]["median"]
-        return figures
