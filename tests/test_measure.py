@@ -141,7 +141,7 @@ def test_a_workload_cannot_replace_a_figure_of_the_loop(cls, producer):
         measure(cls({"warmup": 0}, seed=0), 0, 2)
 
 
-def test_progress_is_a_tracker_told_each_timed_step():
+def test_progress_is_a_tracker_told_each_step_warm_up_first():
     seen = []
     _, m = counting(warmup=2, repeat=3, trackers=(StepProgress(seen.append),))
-    assert seen == [1, 2, 3] and m.timed["step_time_s"]["n"] == 3
+    assert seen == [1, 2, 3, 4, 5] and m.timed["step_time_s"]["n"] == 3

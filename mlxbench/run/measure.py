@@ -77,14 +77,15 @@ def measure(wl: Workload, warmup: int, repeat: int, *, sampler: profiler.MemoryS
     ``sampler`` (not yet started; a fresh one by default) is started and stopped here, its
     phases marked: setup, warmup, ``wl.timed_phase``. ``isolated``: this process runs
     nothing else (a worker), so its own peak RSS is the run's. ``trackers``: the caller's own
-    (progress), composed with the loop's and the workload's. Teardown is the caller's.
+    (progress), composed with the loop's and the workload's, and told of the warm-up steps too.
+    Teardown is the caller's.
     """
     sampler = profiler.MemorySampler(SAMPLE_INTERVAL_S) if sampler is None else sampler
     samples: dict[str, list[float]] = {}
     mx.reset_peak_memory()  # MLX's peak over the whole case too, for the OS's figures to be compared with
     os_memory = loop_trackers.OsMemory(sampler, isolated)
     with sampler:
-        untimed_peak = prepare(wl, warmup, sampler)
+        untimed_peak = prepare(wl, warmup, sampler, Trackers(list(trackers)))
         mlx = loop_trackers.MlxMemory() if wl.framework == "mlx" else None
         clock = loop_trackers.StepTime()  # last: the innermost, its time is the step's alone
         composed = Trackers([os_memory, loop_trackers.CpuContention(), *([mlx] if mlx else []), *trackers,
@@ -105,16 +106,20 @@ def measure(wl: Workload, warmup: int, repeat: int, *, sampler: profiler.MemoryS
                        active_after_step=mlx.active_after_step if mlx else [], leak=leak, memory=memory)
 
 
-def prepare(wl: Workload, warmup: int, sampler: profiler.MemorySampler | None = None) -> int:
+def prepare(wl: Workload, warmup: int, sampler: profiler.MemorySampler | None = None,
+            untimed: Trackers | None = None) -> int:
     """Set up, run ``warmup`` untimed steps and reset MLX's peak: ready for the timed steps.
 
-    Returns MLX's peak over setup and warm-up (since its last reset), read before the reset."""
+    ``untimed``: trackers told of each warm-up step (a rank's progress). Returns MLX's peak over
+    setup and warm-up (since its last reset), read before the reset."""
     mark = sampler.phase if sampler is not None else (lambda name: None)
+    untimed = untimed or Trackers([])
     mark("setup")
     wl.setup()
     mark("warmup")
     for _ in range(warmup):
-        wl.step()
+        with untimed.step():
+            wl.step()
     untimed_peak = mx.get_peak_memory()
     mx.reset_peak_memory()
     mark(wl.timed_phase)

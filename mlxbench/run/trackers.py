@@ -119,7 +119,8 @@ class CpuContention(Tracker):
 
 
 class StepProgress(Tracker):
-    """Tells ``note`` the number of each timed step as it starts (a rank's progress file); no figure."""
+    """Tells ``note`` the number of each step as it starts, warm-up steps first (a rank's progress
+    file, from which the launcher tells which rank hung); no figure."""
 
     def __init__(self, note: Callable[[int], None]):
         self.note, self.steps = note, 0
