@@ -18,7 +18,8 @@ MAX_CHARTS = 24  # per report: each chart is a sizeable SVG
 # Which peak a memory column shows, for the savings table's header.
 PEAK_SOURCES = {"peak_memory_bytes": "MLX's peak: active buffers only, not its cache",
                 "process_peak_bytes": "the process's peak, as the OS counts it",
-                "peak_rss_bytes": "the process's resident memory, sampled"}
+                "peak_rss_bytes": "the process's resident memory, sampled",
+                "torch_peak_memory_bytes": "PyTorch's own counter (CUDA, MPS), not MLX's; blank on a CPU"}
 LAYERS = (  # (panel title, [(series, label, colour, line style)])
     ("MLX", [("active", "active", PALETTE[0], "-"), ("cache", "cache", PALETTE[2], "-"),
              ("peak", "peak", PALETTE[4], ":")]),
