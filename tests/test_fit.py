@@ -144,3 +144,27 @@ def test_a_budget_nothing_fits_names_the_weights_and_exits_2(tmp_path):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "nothing fits" in done.stderr and "weights alone are 0.12 GB at float32" in done.stderr
+
+
+def test_a_fit_candidate_is_the_run_case_with_the_same_settings(tmp_path):
+    """Guardrails, workload path, memory limit and memory settings: fit makes its cases as run does."""
+    from argparse import Namespace
+    from dataclasses import replace
+
+    from mlxbench.commands import fit
+    from mlxbench.suite.schema import FIELDS, expand
+
+    settings = {"batch_size": 2, "mlx_cache_limit_mb": 64}
+    args = Namespace(workload="train", model="tiny", warmup=0, repeat=1, timeout=60.0)
+    fixed = fit.fixed_settings("train", "tiny", ["seq_length=16", "mlx_memory_limit_mb=900"])
+    suite = fit.make_suite(args, fixed, budget=1e9)
+    assert (suite.swap_limit_mb, suite.pressure_limit) == (FIELDS["swap_limit_mb"].default,
+                                                         FIELDS["pressure_limit"].default)  # the platform's
+    suite = replace(suite, swap_limit_mb=512, pressure_limit="warn")  # guardrails set on every platform
+    candidate = fit.Measurer(suite, tmp_path, "env", "tokens_per_s").case(settings)
+    [run_case] = expand(replace(suite, variants={candidate.variant: settings}))
+    assert candidate == replace(run_case, sweep=settings)  # a candidate shows its settings as its point
+    assert (candidate.swap_limit_mb, candidate.pressure_limit) == (512, "warn")
+    assert candidate.memory_limit_mb == 1000  # the budget, in MB of 10⁶ bytes
+    assert candidate.params["mlx_memory_limit_mb"] == 900 and candidate.params["mlx_cache_limit_mb"] == 64
+    assert candidate.params["seq_length"] == 16 and candidate.params["batch_size"] == 2

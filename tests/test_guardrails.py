@@ -113,11 +113,13 @@ def case(**limits):
 @pytest.mark.skipif(not (sys.platform.startswith("linux") or sys.platform == "darwin"),
                     reason="reads swap through Linux's /proc or macOS's sysctl")
 def test_swap_growth_past_the_limit_stops_the_case_in_words_with_what_the_worker_held():
-    guard = guardrails.Guard(case(swap_limit_mb=1024), os.getpid())
+    guard = guardrails.Guard(case(swap_limit_mb=1000), os.getpid())  # MB of 10⁶ bytes: 1 GB
     assert guard.check() is None  # swap has not grown by 1 GB since the guard started
-    guard.swap_before -= 1.3 * 2**30  # as if 1.3 GB had been swapped out since
+    guard.swap_before -= 0.99e9  # under the limit: a MiB reading (1000 MiB = 1.05e9) would say the same,
+    assert guard.check() is None
+    guard.swap_before -= 0.04e9  # 1.03 GB: past 10⁹ bytes, short of 1000 MiB
     status, why = guard.check()
-    assert status == "oom" and why.startswith("swap grew by 1.3 GB while the case ran, past swap_limit_mb 1024")
+    assert status == "oom" and why.startswith("swap grew by 1.0 GB while the case ran, past swap_limit_mb 1000")
     assert "while the worker held" in why
 
 

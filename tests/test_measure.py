@@ -7,6 +7,8 @@ from mlxbench import workloads
 from mlxbench.machine.profiler import MemorySampler
 from mlxbench.results.metrics import MEMORY_TRUTH_METRICS
 from mlxbench.run.measure import finish, measure, record_step
+from mlxbench.run.trackers import MlxMemory, StepProgress
+from mlxbench.workloads.tracker import Tracker, Trackers
 from mlxbench.workloads.base import Workload
 
 BIG = 8 * 1024 * 1024  # float32 elements: 32 MiB
@@ -110,3 +112,36 @@ def test_steps_timed_elsewhere_give_the_same_summaries_and_metrics():
     timed, derived = finish(wl, samples)
     assert timed["step_time_s"]["median"] == 0.2 and timed["step_index"]["samples"] == [1.0, 2.0, 3.0]
     assert derived == {"steps_timed": 3, "last_index": 3.0}
+
+
+class _Counter(Tracker):
+    produces = ("peak_memory_bytes",)  # MLX's peak, which the loop's MlxMemory tracker produces
+
+
+def test_a_figure_name_two_trackers_produce_is_refused_when_they_are_composed():
+    with pytest.raises(ValueError, match=r"'peak_memory_bytes' is produced by both MlxMemory and _Counter"):
+        Trackers([MlxMemory(), _Counter()])
+
+
+class _Overwriting(Counting):
+    """Returns a figure named like the loop's MLX peak, as PyTorch's counter once did."""
+
+    def metrics(self, timed: dict[str, dict]) -> dict:
+        return {"peak_memory_bytes": 1}
+
+
+class _OwnCounter(Counting):
+    def trackers(self) -> list:
+        return [_Counter()]
+
+
+@pytest.mark.parametrize("cls, producer", [(_Overwriting, "counting.metrics"), (_OwnCounter, "_Counter")])
+def test_a_workload_cannot_replace_a_figure_of_the_loop(cls, producer):
+    with pytest.raises(ValueError, match=rf"'peak_memory_bytes' is produced by both \w+ and {producer}"):
+        measure(cls({"warmup": 0}, seed=0), 0, 2)
+
+
+def test_progress_is_a_tracker_told_each_step_warm_up_first():
+    seen = []
+    _, m = counting(warmup=2, repeat=3, trackers=(StepProgress(seen.append),))
+    assert seen == [1, 2, 3, 4, 5] and m.timed["step_time_s"]["n"] == 3

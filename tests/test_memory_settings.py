@@ -6,7 +6,7 @@ import mlx.core as mx
 import pytest
 
 import mlxbench  # noqa: F401  (BLAS before mlx.core)
-from mlxbench.workloads import _memory_settings as memory_settings
+from mlxbench.workloads import memory_settings
 from mlxbench.workloads.train import Train
 
 MiB = 2**20
@@ -30,7 +30,7 @@ def test_limits_are_applied_recorded_and_put_back():
     holder = Holder(mlx_cache_limit_mb=7, mlx_memory_limit_mb=4096)
     applied = memory_settings.apply(holder)
     assert applied["mlx_cache_limit_mb"] == 7 and holder.memory_settings is applied
-    assert mx.set_cache_limit(7 * MiB) == 7 * MiB  # it is in force
+    assert mx.set_cache_limit(7 * 10**6) == 7 * 10**6  # it is in force, in MB of 10⁶ bytes (not MiB)
     memory_settings.restore(holder)
     assert mx.set_cache_limit(before) == before
 

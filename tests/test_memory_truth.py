@@ -227,12 +227,13 @@ def test_a_cache_that_is_never_cleared_is_flagged_with_its_gap_and_the_cleared_t
 @LINUX_ONLY
 def test_the_report_shows_the_memory_truth_table_and_three_layer_charts(demo_run):
     from mlxbench.report.html import render_run
+    from mlxbench.results import units
 
     run, _ = demo_run
     page = render_run(run)
     table = page.split('id="memory"', 1)[1]
     kept = table.split('data-truth-variant="cache kept"', 1)[1].split("</tr>", 1)[0]
     gap = next(r for r in run.records if r.variant == "cache kept").memory["divergence"]["gap_bytes"]
-    assert "cache not given back" in kept and f">{gap / 1e6:.0f}<" in kept
+    assert "cache not given back" in kept and f">{units.mb(gap)}<" in kept  # the one MB format
     assert "cache not given back" not in table.split('data-truth-variant="clear every step"', 1)[1].split("</tr>", 1)[0]
     assert table.count("<svg") == 2 and "active buffers only, not its cache" in page

@@ -327,12 +327,17 @@ def test_cpu_contention_sees_other_processes_burning_the_cpu():
 
     from mlxbench.machine.profiler import CpuContention
 
+    import psutil
+
     burn = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"
+    cores = psutil.cpu_count() or 1
     contention = CpuContention().start()
     burners = [subprocess.Popen([sys.executable, "-c", burn]) for _ in range(2)]
     for proc in burners:
         proc.wait()
-    assert contention.share() >= 0.3
+    # Two busy processes take min(2, cores) of the machine's cores: half of that share at least,
+    # whatever the core count (a missed burner reads as ~0).
+    assert contention.share() >= 0.5 * min(2, cores) / cores
 
 
 def test_progress_line_warns_when_the_machine_was_busy():

@@ -15,7 +15,7 @@ from mlxbench.workloads import models
 from mlxbench.results import store
 from mlxbench.errors import UserError
 from mlxbench.workloads import get
-from mlxbench.workloads import _memory_settings as memory_settings
+from mlxbench.workloads import memory_settings
 from mlxbench.workloads.train import Train
 
 

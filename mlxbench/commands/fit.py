@@ -21,10 +21,13 @@ from mlxbench.run import advisor
 from mlxbench.run.rundir import open_run_dir, record_environment
 from mlxbench.run.runner import make_record
 from mlxbench.run.supervise import run_isolated
-from mlxbench.suite.schema import Case, Suite, case_id
-from mlxbench.suite.source import parse_yaml
+from mlxbench.results.units import MB
+from mlxbench.suite.case import Case, case_of, settings_label
+from mlxbench.suite.schema import Suite, parse_set
+from mlxbench.suite.source import Source
 from mlxbench.workloads import get
 
+FIT_SOURCE = Source("mlxbench fit")  # where a --set came from, in its error message
 SAFE_SHARE = 0.8  # of the memory available now: what "the machine can safely give"
 
 
@@ -73,19 +76,19 @@ def parse_budget(text: str | float | None) -> float:
 def resumed_budget(run_dir: str) -> float:
     """The budget a fit run was started with (its memory limit): a resume without --budget keeps it."""
     limit = store.read_suite(run_dir).get("memory_limit_mb") if store.is_run_dir(Path(run_dir)) else None
-    return limit * 2**20 if isinstance(limit, int) else parse_budget(None)
+    return limit * MB if isinstance(limit, int) else parse_budget(None)
 
 
 def fixed_settings(workload: str, model: str, sets: list[str]) -> dict:
-    """The workload's defaults with the model and every --set, each checked against its Param."""
+    """The model and every --set (read by the suite's own ``parse_set``), each checked against its Param."""
     cls = get(workload)
     declared = {p.name: p for p in cls.params}
     fixed = {"model": model}
     for item in sets:
-        key, sep, text = item.partition("=")
-        if not sep or key.strip() not in declared:
+        key, value = parse_set(item, FIT_SOURCE)
+        if key not in declared:
             raise UserError(f"--set {item}: expected key=value with a key of {', '.join(declared)}, got {item!r}")
-        fixed[key.strip()] = parse_yaml(text, f"--set {key.strip()}", lines=False)[0]
+        fixed[key] = value
     for key, value in fixed.items():
         if (problem := declared[key].check(value)) is not None:
             raise UserError(f"--set {key}: {problem}")
@@ -100,11 +103,7 @@ def make_suite(args, fixed: dict, budget: float) -> Suite:
     return Suite(name=name, workload=args.workload, workload_cls=cls, baseline="candidate",
                  description=f"mlxbench fit: the fastest {args.workload} configuration under {gb(budget)}",
                  warmup=args.warmup, repeat=args.repeat, timeout=args.timeout, seed=0,
-                 memory_limit_mb=max(1, int(budget / 2**20)), defaults=fixed, variants={"candidate": {}})
-
-
-def settings_label(settings: dict) -> str:
-    return " ".join(f"{k}={'null' if v is None else str(v).lower()}" for k, v in settings.items())
+                 memory_limit_mb=max(1, int(budget / MB)), defaults=fixed, variants={"candidate": {}})
 
 
 class Measurer:
@@ -118,13 +117,8 @@ class Measurer:
     def case(self, settings: dict, round_: int = 0) -> Case:
         """The candidate's case; a measurement repeated in round ``round_`` ≥ 1 (the runoff's) is a case of
         its own (its own id), so that a resumed search reuses it and never mistakes it for the first."""
-        s = self.suite
-        params = {**s.workload_cls.defaults(), **s.defaults, **settings}
         suffix = f" [round {round_}]" if round_ else ""
-        return Case(suite=s.name, workload=s.workload, variant=settings_label(settings) + suffix,
-                    sweep=dict(settings), params=params, seed=s.seed, warmup=s.warmup, repeat=s.repeat,
-                    timeout_s=float(s.timeout), is_baseline=False,
-                    case_id=case_id(s.name + suffix, s.workload, params, s.seed), memory_limit_mb=s.memory_limit_mb)
+        return case_of(self.suite, settings_label(settings) + suffix, settings, settings, id_suffix=suffix)
 
     def __call__(self, settings: dict, round_: int = 0) -> advisor.Trial:
         case = self.case(settings, round_)

@@ -8,6 +8,7 @@ from pathlib import Path
 from mlxbench.errors import UserError
 from mlxbench.estimate.model import gb, weights_bytes
 from mlxbench.run import advisor
+from mlxbench.suite.case import settings_label
 from mlxbench.workloads import get
 
 
@@ -31,13 +32,9 @@ def answer_line(best: advisor.Trial | None, budget: float, objective: str) -> st
         return f"nothing measured fits in {gb(budget)}"
     headroom = budget - (best.footprint_bytes or 0)
     speed = best.runoff_speed or best.speed
-    return (f"fastest under {gb(budget)}: {_label(best.settings)} — {speed:,.1f} {objective}, "
+    return (f"fastest under {gb(budget)}: {settings_label(best.settings)} — {speed:,.1f} {objective}, "
             f"peak {gb(best.footprint_bytes or 0)} (MLX {gb(best.mlx_peak_bytes or 0)}), "
             f"headroom {gb(headroom)} ({headroom / budget:.0%})")
-
-
-def _label(settings: dict) -> str:
-    return ", ".join(f"{k}={'null' if v is None else str(v).lower()}" for k, v in settings.items())
 
 
 def _row(t: advisor.Trial) -> str:
@@ -46,7 +43,7 @@ def _row(t: advisor.Trial) -> str:
     error = (f"{(t.estimate_bytes - t.mlx_peak_bytes) / t.mlx_peak_bytes:+.0%}"
              if t.estimate_bytes and t.mlx_peak_bytes else "—")
     tags = f"  [{', '.join(t.tags)}]" if t.tags else ""
-    return (f"  {_label(t.settings):<64} {t.status[:36]:<8} {speed:>10}  est {gb(t.estimate_bytes):>8}  "
+    return (f"  {settings_label(t.settings):<64} {t.status[:36]:<8} {speed:>10}  est {gb(t.estimate_bytes):>8}  "
             f"meas {measured:>8} ({error}){tags}")
 
 
@@ -65,11 +62,11 @@ def report(args, search: advisor.Search, best, rules: dict, run_dir: Path, measu
               f"{len(search.runoff[0].runoff_speeds)} alternating rounds, the best median named the answer:")
         for t in sorted(search.runoff, key=lambda t: -t.runoff_speed):
             rounds = ", ".join(f"{v:,.1f}" for v in t.runoff_speeds)
-            print(f"  {_label(t.settings):<64} median {t.runoff_speed:>10,.1f}  (rounds: {rounds})")
+            print(f"  {settings_label(t.settings):<64} median {t.runoff_speed:>10,.1f}  (rounds: {rounds})")
     for name, t in rules.items():
         gap = f"{t.speed / best.speed - 1:+.0%} vs the answer's first measurement" \
             if best and t.speed and t.status == "ok" else t.status
-        print(f"\n{name} would have picked {_label(t.settings)}: {gap}")
+        print(f"\n{name} would have picked {settings_label(t.settings)}: {gap}")
     print(f"\nresults: {run_dir}")
     if args.report:
         print(f"report:  {write_page(args, search, best, run_dir)}")
@@ -91,13 +88,13 @@ def no_answer(search: advisor.Search, run_dir: Path) -> UserError:
                          f"see --max-batch and --set); see {run_dir}")
     first = (measured[0].status.splitlines() or [""])[0][:200]
     return UserError(f"fit: every measured candidate failed, none for lack of memory (first: "
-                     f"{_label(measured[0].settings)}: {first}); see {run_dir}")
+                     f"{settings_label(measured[0].settings)}: {first}); see {run_dir}")
 
 
 def write_page(args, search: advisor.Search, best, run_dir: Path) -> Path:
     from mlxbench.report.fit import render_fit
 
-    candidates = [{"label": _label(t.settings), "tags": t.tags, "status": t.status, "speed": t.speed,
+    candidates = [{"label": settings_label(t.settings), "tags": t.tags, "status": t.status, "speed": t.speed,
                    "estimate_bytes": t.estimate_bytes, "mlx_peak_bytes": t.mlx_peak_bytes,
                    "footprint_bytes": t.footprint_bytes} for t in search.trials.values()]
     page = render_fit({"title": f"Fastest {args.workload} of {args.model} under {gb(search.budget_bytes)}",

@@ -6,7 +6,7 @@ The script or module runs in this process (so the sampler sees its MLX memory), 
 holds the timeline, phases, MLX's exact peak, the peak RSS and what the OS counted (``memory``:
 process and system layers, and whether the process diverged from MLX's peak), and
 ``OUT/profile.html`` shows them. A script can name its phases with
-``mlxbench.profiler.mark_phase("name")``.
+``mlxbench.machine.profiler.mark_phase("name")``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mlxbench import options
 from mlxbench.errors import UserError
+from mlxbench.results import units
 
 MIN_POINTS = 10  # the downsampler keeps the first, the last and each series' peak
 TIMED_OUT = 124  # as timeout(1) exits
@@ -170,8 +171,8 @@ def main(args: argparse.Namespace) -> int:
         "env": env.capture(calibrate=False),
     }
     write_profile(out, profile)
-    print(f"mlxbench: peak {profile['peak_bytes'] / 2**20:.1f} MiB MLX, "
-          f"{profile['peak_rss_bytes'] / 2**20:.1f} MiB RSS; wrote {out / 'profile.json'} and profile.html",
+    print(f"mlxbench: peak {units.mb(profile['peak_bytes'])} MB MLX, "
+          f"{units.mb(profile['peak_rss_bytes'])} MB RSS; wrote {out / 'profile.json'} and profile.html",
           file=sys.stderr)
     if (divergence := (prof.memory or {}).get("divergence") or {}).get("flagged"):
         print(f"mlxbench: {divergence['detail']}", file=sys.stderr)

@@ -41,7 +41,7 @@ PRESSURE_LEVELS = {1: "normal", 2: "warn", 4: "critical"}  # macOS kern.memoryst
 PRESSURE_NAMES = ("warn", "critical")
 # The guardrails' defaults: on a Mac, stop a case before swap and pressure freeze the machine; elsewhere
 # (servers, CI) nothing is assumed about what the machine can afford.
-DEFAULT_SWAP_LIMIT_MB = 1024 if MACOS else None
+DEFAULT_SWAP_LIMIT_MB = 1000 if MACOS else None  # 1 GB (MB = 10⁶ bytes: mlxbench.results.units)
 DEFAULT_PRESSURE_LIMIT = "critical" if MACOS else None
 
 _reasons: dict[str, str] = {}  # figure → why this platform (or this run) has none

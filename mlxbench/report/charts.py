@@ -83,32 +83,6 @@ def _phase_spans(timeline: dict) -> list[tuple[str, float, float]]:
     return spans
 
 
-def profile_timeline_svg(timeline: dict, title: str = "") -> str:
-    """One process's memory over time: MLX active, cache, peak and process RSS, phases shaded."""
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    seen: dict[str, str] = {}
-    handles = []
-    for name, start, stop in _phase_spans(timeline):
-        ax.axvspan(start, stop, color=phase_colour(name, seen), alpha=0.55, lw=0, zorder=0)
-    handles += [Patch(color=c, alpha=0.55, label=f"phase: {n}") for n, c in seen.items()]
-    t = timeline.get("t") or []
-    styles = (("active", "MLX active", PALETTE[0], "-"), ("cache", "MLX cache", PALETTE[2], "-"),
-              ("peak", "MLX peak", PALETTE[4], ":"), ("rss", "process RSS", "#4b5563", "--"))
-    for key, label, c, ls in styles:
-        values = timeline.get(key)
-        if values:
-            (line,) = ax.plot(t, [v / MB for v in values], ls, color=c, lw=1.5, label=label, zorder=2)
-            handles.insert(len(handles) - len(seen), line)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("memory (MB)")
-    ax.set_ylim(bottom=0)
-    ax.set_xlim(left=0)
-    if title:
-        ax.set_title(title, loc="left", fontsize=10, color="#111827")
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    return to_svg(fig)
-
-
 def timelines_svg(series: list[tuple[str, dict]], key: str = "active",
                   ylabel: str = "MLX active memory (MB)") -> str:
     """Variants' memory timelines overlaid; below, one strip per variant shows its phases."""

@@ -17,6 +17,7 @@ from mlxbench.report import charts
 from mlxbench.report.charts import plt
 from mlxbench.results import metrics as m
 from mlxbench.results.record import Record, latest_by_case
+from mlxbench.results import units
 
 SIZE_SUFFIX = "_bytes"  # a swept axis whose name ends so is a message size: charts against it are log–log
 
@@ -161,8 +162,8 @@ def rank_rows(records: list[Record]) -> dict:
                          "rank": x.get("rank"), "host": x.get("host") or (x.get("progress") or {}).get("host") or "—",
                          "status": x.get("status") or "no outcome",
                          "progress": (x.get("progress") or {}).get("phase", ""),
-                         "step": m.number(x.get("step_time_s")), "peak": m.number(_mb(x.get("peak_memory_bytes"))),
-                         "rss": m.number(_mb(x.get("peak_rss_bytes"))),
+                         "step": m.number(x.get("step_time_s")), "peak": units.mb(x.get("peak_memory_bytes")),
+                         "rss": units.mb(x.get("peak_rss_bytes")),
                          "behind": f"+{x['step_time_s'] / fastest - 1:.1%}" if fastest and x.get("step_time_s")
                          else "—"})
         if "backend" in group:
@@ -172,6 +173,3 @@ def rank_rows(records: list[Record]) -> dict:
             groups += [words] if words not in groups else []
     return {"rows": rows, "groups": groups}
 
-
-def _mb(value) -> float | None:
-    return None if value is None else value / m.MB

@@ -11,6 +11,7 @@ import jinja2
 from markupsafe import Markup
 
 from mlxbench.results.record import latest_by_case
+from mlxbench.results import units
 
 MEASURED = "peak_memory_bytes"
 
@@ -31,10 +32,6 @@ _TEMPLATE = jinja2.Environment(autoescape=True).from_string("""
 """)
 
 
-def _mb(value) -> str:
-    return "—" if value is None else f"{value / 1e6:,.1f}"
-
-
 def _error(estimated, measured) -> float | None:
     if estimated is None or not measured:
         return None
@@ -46,10 +43,11 @@ def _pct(error: float | None) -> str:
 
 
 def rows(records) -> list[dict]:
-    """One row per case that carries an estimate: estimated, measured, their error."""
+    """One row per case that carries an estimate: estimated, measured, their error. A case whose work
+    is not MLX's (no MLX peak: another framework's) is left out, as there is nothing to judge against."""
     out = []
     for r in latest_by_case(records):
-        if not r.estimate:
+        if not r.estimate or (r.ok and r.metrics.get(MEASURED) is None):
             continue
         estimated = r.estimate.get("peak_bytes")
         measured = r.metrics.get(MEASURED) if r.ok else None
@@ -57,9 +55,9 @@ def rows(records) -> list[dict]:
         basis = ("calibrated" if r.estimate.get("calibrated") else "not calibrated") if estimated is not None \
             else r.estimate.get("reason", "no estimate")
         out.append({"label": " · ".join(x for x in (r.variant, r.point) if x) or r.case_id,
-                    "estimated": _mb(estimated), "measured": _mb(measured) if r.ok else f"({r.status})",
+                    "estimated": units.mb(estimated), "measured": units.mb(measured) if r.ok else f"({r.status})",
                     "error_value": _error(estimated, measured), "error": _pct(_error(estimated, measured)),
-                    "footprint": _mb(footprint), "footprint_error": _pct(_error(estimated, footprint)),
+                    "footprint": units.mb(footprint), "footprint_error": _pct(_error(estimated, footprint)),
                     "basis": basis})
     return out
 

@@ -6,6 +6,7 @@ from markupsafe import Markup
 
 from mlxbench.report import charts, tables
 from mlxbench.report.html import _render
+from mlxbench.results import units
 
 
 def render_fit(fit: dict) -> str:
@@ -18,8 +19,8 @@ def render_fit(fit: dict) -> str:
                  if c["estimate_bytes"] and c["mlx_peak_bytes"] else None)
         rows.append({"label": c["label"], "tags": ", ".join(c["tags"]) or "search", "status": c["status"],
                      "speed": "—" if c["speed"] is None else f"{c['speed']:,.1f}",
-                     "estimate": _mb(c["estimate_bytes"]), "mlx_peak": _mb(c["mlx_peak_bytes"]),
-                     "error": "—" if error is None else f"{error:+.1%}", "footprint": _mb(c["footprint_bytes"])})
+                     "estimate": units.mb(c["estimate_bytes"]), "mlx_peak": units.mb(c["mlx_peak_bytes"]),
+                     "error": "—" if error is None else f"{error:+.1%}", "footprint": units.mb(c["footprint_bytes"])})
         if ran and c["status"] == "ok":
             points.append({"label": c["label"], "x": c["speed"], "y": c["footprint_bytes"] / 1e6,
                            "colour_index": len(points), "group": ""})
@@ -32,6 +33,3 @@ def render_fit(fit: dict) -> str:
                    candidates=rows, measured=sum(c["speed"] is not None for c in fit["candidates"]),
                    skipped=sum(c["status"].startswith("skipped") for c in fit["candidates"]))
 
-
-def _mb(value) -> str:
-    return "—" if not value else f"{value / 1e6:,.1f}"

@@ -21,6 +21,7 @@ from mlxbench.report import estimate as estimate_report
 from mlxbench.results import metrics as m
 from mlxbench.results.record import latest_by_case
 from mlxbench.stats import UNSTABLE_SPREAD
+from mlxbench.results import units
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("mlxbench.report", "templates"),
@@ -37,10 +38,6 @@ def _render(template: str, **context) -> str:
         peak_source=memory_truth.peak_source, **context)
 
 
-def _mb(value) -> str:
-    return m.number(None if value is None else value / m.MB)
-
-
 def render_profile(profile: dict) -> str:
     """The page of ``mlxbench profile``: the memory timeline with phases shaded and a phase table.
 
@@ -52,7 +49,7 @@ def render_profile(profile: dict) -> str:
     chart = Markup(memory_truth.three_layer_svg(timeline)) if t else None
     phases = [
         {"name": p["name"], "start": f"{p['start_s']:.3f}", "duration": f"{p['duration_s']:.3f}",
-         "active": _mb(p["peak_active_bytes"]), "rss": _mb(p["peak_rss_bytes"])}
+         "active": units.mb(p["peak_active_bytes"]), "rss": units.mb(p["peak_rss_bytes"])}
         for p in tables.phase_summary(timeline)
     ]
     script = profile.get("script") or "script"
@@ -70,8 +67,8 @@ def render_profile(profile: dict) -> str:
         leak_reason=leak.get("reason") or "",
         divergence=(profile.get("memory") or {}).get("divergence") or {},
         leak_slope=leak.get("slope_bytes_per_step"),
-        peak_mb=_mb(profile.get("peak_bytes")),
-        peak_rss_mb=_mb(profile.get("peak_rss_bytes")),
+        peak_mb=units.mb(profile.get("peak_bytes")),
+        peak_rss_mb=units.mb(profile.get("peak_rss_bytes")),
         duration=m.number(t[-1] if t else 0.0),
         samples=len(t),
         chart=chart,
@@ -92,8 +89,6 @@ def reproduce_command(run) -> str:
         parts += ["--profile", str(run.suite["profile"])]
     if run.suite.get("only"):
         parts += ["--only", *(shlex.quote(str(v)) for v in run.suite["only"])]
-    for key, value in (run.suite.get("overrides") or run.suite.get("set") or {}).items():
-        parts += ["--set", shlex.quote(f"{key}={value}")]
     return " ".join(parts)
 
 

@@ -12,12 +12,14 @@ from mlxbench.report import charts
 from mlxbench.report.charts import PALETTE, Patch, phase_colour, plt, to_svg
 from mlxbench.results import metrics as m
 from mlxbench.results.record import latest_by_case, sweep_title
+from mlxbench.results import units
 
 MAX_CHARTS = 24  # per report: each chart is a sizeable SVG
 # Which peak a memory column shows, for the savings table's header.
 PEAK_SOURCES = {"peak_memory_bytes": "MLX's peak: active buffers only, not its cache",
                 "process_peak_bytes": "the process's peak, as the OS counts it",
-                "peak_rss_bytes": "the process's resident memory, sampled"}
+                "peak_rss_bytes": "the process's resident memory, sampled",
+                "torch_peak_memory_bytes": "PyTorch's own counter (CUDA, MPS), not MLX's; blank on a CPU"}
 LAYERS = (  # (panel title, [(series, label, colour, line style)])
     ("MLX", [("active", "active", PALETTE[0], "-"), ("cache", "cache", PALETTE[2], "-"),
              ("peak", "peak", PALETTE[4], ":")]),
@@ -33,10 +35,6 @@ def peak_source(metric: str) -> str | None:
     return PEAK_SOURCES.get(metric)
 
 
-def _mb(value) -> str:
-    return m.number(None if value is None else value / m.MB)
-
-
 def truth_rows(records) -> list[dict]:
     """One row per case with an OS reading: MLX's peak, the process's, the gap, its cause, swap growth."""
     rows = []
@@ -48,9 +46,9 @@ def truth_rows(records) -> list[dict]:
         flagged = div.get("flagged")
         rows.append({
             "variant": r.variant, "point": sweep_title(r.sweep), "case_id": r.case_id,
-            "mlx_peak": _mb(div.get("mlx_peak_bytes")), "process_peak": _mb(process.get("peak_bytes")),
-            "baseline": _mb(process.get("baseline_bytes")), "gap": _mb(div.get("gap_bytes")),
-            "margin": _mb(div.get("margin_bytes")), "swap_growth": _mb(system.get("swap_growth_bytes")),
+            "mlx_peak": units.mb(div.get("mlx_peak_bytes")), "process_peak": units.mb(process.get("peak_bytes")),
+            "baseline": units.mb(process.get("baseline_bytes")), "gap": units.mb(div.get("gap_bytes")),
+            "margin": units.mb(div.get("margin_bytes")), "swap_growth": units.mb(system.get("swap_growth_bytes")),
             "flagged": flagged, "cause": div.get("cause") or ("cannot tell" if flagged is None else "—"),
             "detail": div.get("detail") or "", "peak_source": process.get("peak_source") or "",
         })

@@ -122,8 +122,11 @@ def sweep_points(records: list[dict], suite: dict) -> list[dict]:
 
 
 def columns_for(records: list[Record], declared: dict[str, Metric]) -> list[Column]:
-    """The table's columns: the declared column figures that some ok record has, in declared order."""
-    present = {k for r in records if r.ok for k, v in r.metrics.items() if m.value_of(v) is not None}
+    """The table's columns: the declared column figures that some ok record has, in declared order.
+
+    A figure recorded as null (not measured: PyTorch's peak on a CPU) still gets its column, blank,
+    so the reader sees it was not measured rather than not asked for."""
+    present = {k for r in records if r.ok for k in r.metrics}
     return [Column(d.name, d.label, d.better, d) for d in declared.values() if d.column and d.name in present]
 
 

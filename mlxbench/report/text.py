@@ -1,9 +1,6 @@
-"""The savings tables as Markdown (for a README or a pull request) and every record's figures as CSV."""
+"""The savings tables as Markdown (for a README or a pull request), and every record's figures as flat rows."""
 
 from __future__ import annotations
-
-import csv
-import io
 
 from mlxbench.report import tables
 from mlxbench.results.metrics import value_of
@@ -61,18 +58,8 @@ def to_markdown(run) -> str:
     return "\n".join(parts) + "\n"
 
 
-def to_csv(run) -> str:
-    """One row per case: identity, sweep point, status, and every metric (timings as median, p10, p90)."""
-    columns, rows = flat_rows(run)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
-
-
 def flat_rows(run) -> tuple[list[str], list[dict]]:
-    """The column names and one flat mapping per case (latest record) that to_csv writes."""
+    """The column names and one flat mapping per case (latest record): what the CSV formats write."""
     records = latest_by_case(run.records)
     axes = list(dict.fromkeys(k for r in records for k in r.sweep))
     columns: list[str] = []

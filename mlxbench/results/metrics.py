@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-MB = 1e6
+from mlxbench.results.units import MB  # noqa: E402,F401  (the one unit policy: 10⁶ bytes)
 # Other processes' share of the CPU while a case was timed, above which its timings are suspect.
 BUSY_MACHINE_SHARE = 0.15
 KINDS = ("timing", "rate", "memory", "size", "count", "quality", "diagnostic")

@@ -19,7 +19,7 @@ from mlxbench.errors import UserError
 from mlxbench.results.record import Record
 
 MEMORY_FIGURES = ("peak_memory_bytes", "active_memory_bytes", "peak_rss_bytes")
-# Where the mlxbench pytest plugin keeps mlxbench.env.capture() inside machine_info.
+# Where the mlxbench pytest plugin keeps mlxbench.machine.env.capture() inside machine_info.
 ENV_KEY = "mlxbench"
 # Top-level key where the plugin stores the pytest command line.
 COMMAND_KEY = "mlxbench"

@@ -4,7 +4,7 @@ Layout of a run directory::
 
     results/<suite>/<run id>/
         suite.yaml      the resolved suite, as run
-        env.json        mlxbench.env.capture() of the machine
+        env.json        mlxbench.machine.env.capture() of the machine
         records.jsonl   one record per finished case, appended and flushed as each finishes
         runner.lock     locked by the runner working in the folder (mlxbench.run.rundir)
 """

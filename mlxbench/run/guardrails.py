@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from mlxbench.machine import os_memory
-from mlxbench.suite.schema import Case
+from mlxbench.results import units
+from mlxbench.suite.case import Case
 
 PSI_WARN_SOME_PCT = 10.0
 PSI_CRITICAL_FULL_PCT = 10.0
@@ -67,8 +68,8 @@ class Guard:
         swap_now = reading.get("swap_used_bytes")
         if self.swap_limit_mb is not None and swap_now is not None and self.swap_before is not None:
             growth = swap_now - self.swap_before
-            if growth > self.swap_limit_mb * 2**20:
-                return "oom", (f"swap grew by {_size(growth)} while the case ran, past swap_limit_mb "
+            if growth > units.mb_to_bytes(self.swap_limit_mb):
+                return "oom", (f"swap grew by {units.size(growth)} while the case ran, past swap_limit_mb "
                                f"{self.swap_limit_mb}; stopped{self._held()}")
         if self.pressure_limit is not None and level_reached(reading, self.pressure_limit):
             return "oom", (f"memory pressure reached {self.pressure_limit} "
@@ -78,15 +79,7 @@ class Guard:
 
     def _held(self) -> str:
         held = self.worker.read().get("process_bytes")
-        return "" if held is None else f" while the worker held {_size(held)}"
-
-    def close(self) -> None:
-        self.system.close()
-        self.worker.close()
-
-
-def _size(n: float) -> str:
-    return f"{n / 2**30:.1f} GB" if abs(n) >= 2**30 else f"{n / 2**20:.0f} MB"
+        return "" if held is None else f" while the worker held {units.size(held)}"
 
 
 def own_cgroup_oom_files() -> list[tuple[Path, str]]:

@@ -31,8 +31,8 @@ from pathlib import Path
 import psutil
 
 from mlxbench.results.record import blank_outcome
-from mlxbench.suite.schema import Case
-from mlxbench.workloads._distributed import launched, settings
+from mlxbench.suite.case import Case
+from mlxbench.workloads.distributed import launched, settings
 
 WORKER = "mlxbench.run.worker"
 LAUNCHER = "mlxbench.run.launch"

@@ -16,7 +16,6 @@ the case times out, the launcher names the rank that hung from these. SIGUSR1 pr
 from __future__ import annotations
 
 import faulthandler
-import functools
 import json
 import os
 import signal
@@ -32,9 +31,10 @@ import numpy as np
 from mlxbench.machine import device
 from mlxbench.results.metrics import value_of
 from mlxbench.run.launch import CASE_VARIABLE, rank_file
+from mlxbench.run.trackers import StepProgress
 from mlxbench.run.worker import _exit_when_orphaned, error_of, jsonable, run_case
-from mlxbench.suite.schema import Case, workload_class
-from mlxbench.workloads._distributed import settings
+from mlxbench.suite.case import Case
+from mlxbench.workloads.distributed import settings
 
 RANK_FIGURES = ("step_time_s", "peak_memory_bytes", "peak_rss_bytes")  # each rank's own, in the record
 # What each launcher tells a rank about itself, before the group exists.
@@ -62,17 +62,10 @@ class _Progress:
         except OSError:
             pass
 
-    def watch_steps(self, cls: type) -> None:
-        """Note every step this process's workload class starts (a rank runs one case, so patching is local)."""
-        step = cls.step
-
-        @functools.wraps(step)
-        def noted(wl):
-            self.steps += 1
-            self.note(f"step {self.steps}")
-            return step(wl)
-
-        cls.step = noted
+    def step(self, number: int) -> None:
+        """Note that timed step ``number`` started (a StepProgress tracker calls it)."""
+        self.steps = number
+        self.note(f"step {number}")
 
 
 def main(case: Case, outcome_path: Path) -> int:
@@ -91,8 +84,7 @@ def main(case: Case, outcome_path: Path) -> int:
         return 1
     progress.rank = world.rank()
     progress.note("connected")
-    progress.watch_steps(workload_class(case.workload, case.workload_path))
-    outcome = run_case(case, isolated=True)
+    outcome = run_case(case, isolated=True, trackers=(StepProgress(progress.step),))
     own = _own_figures(outcome, world)
     _write(rank_file(folder, world.rank(), "json"), own)
     if outcome["status"] != "ok":

@@ -21,7 +21,8 @@ from mlxbench.results.rounds import interleaved, pool, round_id
 from mlxbench.run.progress import Progress
 from mlxbench.run.equivalence import equivalence
 from mlxbench.run.supervise import run_isolated
-from mlxbench.suite.schema import Case, Suite, expand
+from mlxbench.suite.case import Case
+from mlxbench.suite.schema import Suite, expand
 
 HELD_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 

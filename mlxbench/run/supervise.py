@@ -39,10 +39,11 @@ from pathlib import Path
 
 import psutil
 
+from mlxbench.results import units
 from mlxbench.results.record import blank_outcome
 from mlxbench.run.launch import worker_module
 from mlxbench.run.guardrails import Guard, own_cgroup_oom_files
-from mlxbench.suite.schema import Case
+from mlxbench.suite.case import Case
 
 POLL_S = 0.1  # how often a running case's clock, memory and processes are checked
 LOG_LINES = 15  # lines of a crashed worker's output kept as its traceback
@@ -142,8 +143,8 @@ def _watch(proc: subprocess.Popen, case: Case, start: float, tick, before: set,
         if elapsed > case.timeout_s:
             return ("timeout", f"passed its timeout of {case.timeout_s:g} s; stopped after {elapsed:.1f} s"), \
                 free_fraction
-        if case.memory_limit_mb is not None and rss > case.memory_limit_mb * 2**20:
-            return ("oom", f"resident memory {rss / 2**20:.0f} MiB passed memory_limit_mb "
+        if case.memory_limit_mb is not None and rss > units.mb_to_bytes(case.memory_limit_mb):
+            return ("oom", f"resident memory {units.size(rss)} passed memory_limit_mb "
                            f"{case.memory_limit_mb}; stopped"), free_fraction
         if (stopped := guard.check()) is not None:
             return stopped, free_fraction

@@ -27,7 +27,10 @@ from mlxbench.machine import device
 from mlxbench.machine import profiler
 from mlxbench.results.record import blank_outcome
 from mlxbench.run import measure as loop
-from mlxbench.suite.schema import Case, workload_class
+from mlxbench.suite.case import Case
+from mlxbench.suite.lookup import workload_class
+from mlxbench.workloads.base import Workload
+from mlxbench.workloads.tracker import Tracker
 
 TIMELINE_POINTS = 2000
 TRACEBACK_LINES = 15
@@ -62,13 +65,21 @@ def jsonable(value):
     return str(value)
 
 
-def measure(case: Case, outcome: dict, isolated: bool) -> None:
+def build(case: Case) -> Workload:
+    """The case's workload: the implementation its workload class picks for its parameters (another
+    framework's, where it names one), built with the case's parameters and seed."""
+    params = dict(case.params)
+    return workload_class(case.workload, case.workload_path).implementation(params)(params, case.seed)
+
+
+def measure(case: Case, outcome: dict, isolated: bool, trackers: tuple[Tracker, ...] = ()) -> None:
     """Run the case's loop, filling ``outcome`` as figures become known (so a failure keeps them)."""
-    wl = workload_class(case.workload, case.workload_path)(dict(case.params), case.seed)
+    wl = build(case)
     mx.random.seed(case.seed)
     sampler = profiler.MemorySampler(interval_s=loop.SAMPLE_INTERVAL_S)
     try:
-        measured = loop.measure(wl, case.warmup, case.repeat, sampler=sampler, isolated=isolated)
+        measured = loop.measure(wl, case.warmup, case.repeat, sampler=sampler, isolated=isolated,
+                                trackers=trackers)
         outcome["metrics"] = {**measured.metrics, **fixed_cost(sampler, isolated)}
         outcome["leak"] = measured.leak
         outcome["memory"] = measured.memory
@@ -93,17 +104,18 @@ def fixed_cost(sampler: profiler.MemorySampler, isolated: bool) -> dict:
     return figures
 
 
-def run_case(case: Case, isolated: bool = False) -> dict:
+def run_case(case: Case, isolated: bool = False, trackers: tuple[Tracker, ...] = ()) -> dict:
     """Run ``case`` in this process: the outcome part of its record, whatever happens.
 
     ``isolated``: this process runs nothing else (a worker), so its own peak RSS is the case's.
+    ``trackers``: the caller's own, around the timed steps (a rank's progress).
     Keys: status, error, metrics, memory_timeline, leak, memory, equivalence_values, started_at, duration_s.
     """
     outcome = blank_outcome(datetime.now(timezone.utc).isoformat(timespec="seconds"))
     start = time.perf_counter()
     device.choose()  # the same device env.json reports: CPU where the GPU is virtual
     try:
-        measure(case, outcome, isolated)
+        measure(case, outcome, isolated, trackers)
     except Exception as exc:  # a failed case is a result: record it, the sweep goes on
         outcome["status"] = "oom" if is_out_of_memory(exc) else "error"
         outcome["error"] = error_of(exc)

@@ -16,17 +16,17 @@ or one workload parameter of every variant (pinning a sweep axis to that value).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mlxbench.errors import UserError
 from mlxbench.machine import os_memory
 from mlxbench.suite.limits import anchor_hostfiles, check_count
+from mlxbench.suite.case import Case, case_id, case_of  # noqa: F401  (where readers have found them)
 from mlxbench.suite.lookup import workload_class  # noqa: F401  (where suites' readers have always found it)
 from mlxbench.suite.source import KeyPath, Source, did_you_mean, format_path, parse_yaml, read  # noqa: F401
 from mlxbench.workloads.base import Param, Workload
@@ -44,9 +44,10 @@ FIELDS = {p.name: p for p in (
     Param("rounds", int, 1, minimum=1, help="interleaved rounds: each case in this many separate processes, "
                                             "round 1 of every case first (mlxbench run --rounds)"),
     Param("memory_limit_mb", int, None, nullable=True, minimum=1,
-          help="a case whose process resident memory passes this is stopped and recorded as oom"),
+          help="in MB (10⁶ bytes): a case whose process resident memory passes this is stopped and recorded as oom"),
     Param("swap_limit_mb", int, os_memory.DEFAULT_SWAP_LIMIT_MB, nullable=True, minimum=0,
-          help="a case during which the machine's swap grows by more than this is stopped as oom (null: never)"),
+          help="in MB (10⁶ bytes): a case during which the machine's swap grows by more than this is stopped "
+               "as oom (null: never)"),
     Param("pressure_limit", str, os_memory.DEFAULT_PRESSURE_LIMIT, nullable=True, choices=os_memory.PRESSURE_NAMES,
           help="a case during which memory pressure reaches this level is stopped as oom (null: never)"),
     Param("defaults", dict, None, nullable=True, help="workload parameters shared by every variant"),
@@ -63,47 +64,6 @@ SET_FIELDS = ("warmup", "repeat", "timeout", "seed", "memory_limit_mb", "swap_li
 NO_PROFILE = "full"  # --profile full: the suite as written
 AUTO_PROFILE = "auto"  # --profile auto: 'quick' on a CPU-only MLX, else the suite as written
 DEFAULT_VARIANT = "default"
-
-@dataclass(frozen=True)
-class Case:
-    """One variant at one sweep point: everything a worker needs to run it."""
-
-    suite: str
-    workload: str
-    variant: str
-    sweep: dict
-    params: dict
-    seed: int
-    warmup: int
-    repeat: int
-    timeout_s: float
-    is_baseline: bool
-    case_id: str
-    memory_limit_mb: int | None = None
-    workload_path: tuple[str, ...] = ()  # where 'module:Class' workloads are looked up
-    swap_limit_mb: int | None = None  # guardrails (run.guardrails)
-    pressure_limit: str | None = None
-
-    @property
-    def label(self) -> str:
-        """'GC only · seq_length=512'."""
-        point = ", ".join(f"{k}={v}" for k, v in self.sweep.items())
-        return f"{self.variant} · {point}" if point else self.variant
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Case":
-        return cls(**{**data, "workload_path": tuple(data.get("workload_path", ()))})
-
-
-def case_id(suite: str, workload: str, params: dict, seed: int) -> str:
-    """The stable id of a case: what it computes, hashed; the same in every run."""
-    canonical = json.dumps({"suite": suite, "workload": workload, "params": params, "seed": seed},
-                           sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
-
 
 @dataclass
 class Suite:
@@ -139,25 +99,12 @@ class Suite:
 
 def expand(suite: Suite) -> list[Case]:
     """Every case of the suite (of the ``only`` variants, if given): variants in suite order,
-    each at every sweep point."""
+    each at every sweep point (suite.case.case_of, the one way a case is made: ``fit`` uses it too)."""
     axes = list(suite.sweep)
     points = [dict(zip(axes, values)) for values in itertools.product(*suite.sweep.values())]
-    search_path = (str(Path(suite.path).resolve().parent),) if suite.path else ()
-    cases = []
-    for variant, overrides in suite.variants.items():
-        if suite.only and variant not in suite.only:
-            continue
-        for point in points:
-            params = {**suite.workload_cls.defaults(), **suite.defaults, **overrides, **point}
-            cases.append(Case(
-                suite=suite.name, workload=suite.workload, variant=variant, sweep=point, params=params,
-                seed=suite.seed, warmup=suite.warmup, repeat=suite.repeat, timeout_s=float(suite.timeout),
-                is_baseline=variant == suite.baseline,
-                case_id=case_id(suite.name, suite.workload, params, suite.seed),
-                memory_limit_mb=suite.memory_limit_mb, workload_path=search_path,
-                swap_limit_mb=suite.swap_limit_mb, pressure_limit=suite.pressure_limit,
-            ))
-    return cases
+    return [case_of(suite, variant, {**overrides, **point}, point)
+            for variant, overrides in suite.variants.items() if not suite.only or variant in suite.only
+            for point in points]
 
 
 def _check_fields(values: dict, allowed: tuple[str, ...], prefix: KeyPath, source: Source, what: str) -> None:

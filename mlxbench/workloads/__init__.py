@@ -13,12 +13,13 @@ from mlxbench.workloads.base import REGISTRY, Param, Workload, register
 
 __all__ = ["Param", "Workload", "register", "get", "names"]
 
-SHARED_MODULES = {"base", "models", "data"}
+SHARED_MODULES = {"base", "models", "data", "tracker", "memory_settings", "distributed"}
 
 
 def names() -> list[str]:
     """Names of the workloads that ship with mlxbench."""
-    # These and the _private modules hold what workloads share; every other module is a workload.
+    # These (public: run/ uses them too) and the _private modules hold what workloads share;
+    # every other module is a workload.
     return sorted(m.name for m in pkgutil.iter_modules(__path__)
                   if m.name not in SHARED_MODULES and not m.name.startswith("_"))
 

@@ -21,7 +21,7 @@ from mlx.utils import tree_map
 
 from mlxbench import stats
 from mlxbench.results.metrics import Metric
-from mlxbench.workloads import _distributed
+from mlxbench.workloads import distributed
 
 COMMUNICATION_METRICS = (
     Metric("communication_time_s", "Gradient All-Reduce (s)", "s", "lower", "diagnostic", column=False,
@@ -35,7 +35,7 @@ COMMUNICATION_METRICS = (
 def group(params: dict) -> mx.distributed.Group:
     """The group of this case's ranks; RuntimeError if it is not the size the case asks for."""
     world = mx.distributed.init()
-    expected = _distributed.processes(params)
+    expected = distributed.processes(params)
     if world.size() != expected:
         raise RuntimeError(f"distributed: expected a group of {expected} processes, got {world.size()} "
                            f"(a case of several processes runs under `mlxbench run`, not --inline)")

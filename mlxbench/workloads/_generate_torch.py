@@ -33,9 +33,10 @@ from typing import Any
 import numpy as np
 
 from mlxbench.machine import blas
-from mlxbench.results.metrics import Metric, diagnostic
+from mlxbench.results.metrics import Metric, diagnostic, memory
 from mlxbench.workloads import models
 from mlxbench.workloads.base import Param, Workload
+from mlxbench.workloads.tracker import Tracker
 from mlxbench.workloads._generation_plan import prompt_token_ids
 
 FRAMEWORKS = ("mlx", "torch")
@@ -54,6 +55,8 @@ FRAMEWORK_PARAMS = (
           help="PyTorch's device (framework: torch); auto: cuda, else mps, else cpu"),
 )
 TORCH_METRICS = (
+    memory("torch_peak_memory_bytes", "PyTorch Peak Memory (MB)", False,
+           note="PyTorch's own counter (CUDA, MPS; none on the CPU): not MLX's peak, not judged against it"),
     Metric("kl_vs_mlx", "KL vs MLX", better="lower", kind="quality",
            note="same weights in both frameworks: dtype rounding only"),
     Metric("top1_vs_mlx", "Top-1 Agreement with MLX", better="higher", kind="quality", column=False),
@@ -232,8 +235,11 @@ def torch_generate(net, prompts, generation_tokens: int, prefill_step_size: int)
     return {"ttft_s": first - start, "prefill_s": first - prefill_start, "decode_s": end - first}
 
 
-class _MemoryCounter:
-    """PyTorch's own memory figure on ``device``, where it keeps one: the peak over the steps."""
+class TorchMemory(Tracker):
+    """PyTorch's own memory counter on ``device``, where it keeps one: its peak over the timed steps,
+    as ``torch_peak_memory_bytes`` (None on the CPU, where PyTorch counts nothing)."""
+
+    produces = ("torch_peak_memory_bytes",)
 
     def __init__(self, device: str):
         import torch
@@ -243,11 +249,11 @@ class _MemoryCounter:
                      "mps": "torch.mps.driver_allocated_memory"}.get(device,
                      "none: PyTorch counts no memory on the CPU (see Peak RSS, the process footprint)")
 
-    def before_step(self) -> None:
+    def step_started(self) -> None:
         if self.device == "cuda":
             self.torch.cuda.reset_peak_memory_stats()
 
-    def after_step(self) -> None:
+    def step_ended(self) -> None:
         if self.device == "cuda":
             self.torch.cuda.synchronize()
             now = self.torch.cuda.max_memory_allocated()
@@ -258,12 +264,17 @@ class _MemoryCounter:
             return
         self.peak = now if self.peak is None else max(self.peak, now)
 
+    def figures(self) -> dict[str, Any]:
+        return {"torch_peak_memory_bytes": self.peak}
+
 
 class TorchGenerate(Workload):
-    """What ``Generate`` builds for ``framework: torch``; the worker uses it as the Generate case."""
+    """``generate`` with ``framework: torch`` (``Generate.implementation`` picks it): the timed work is
+    PyTorch's, so MLX's counters stay blank and PyTorch's peak is its own figure (``TorchMemory``)."""
 
     name = "generate"
     timed_phase = "generate"
+    framework = "torch"
 
     def setup(self) -> None:
         # libgomp's threads spin while idle by default: on a busy CPU they starve OpenBLAS's and
@@ -291,14 +302,14 @@ class TorchGenerate(Workload):
                                f"KL {self.kl:.3g} nats (tolerance {KL_TOLERANCE}), top-1 agreement "
                                f"{self.top1:.0%}; their speeds are not comparable")
         self.prompts = torch.from_numpy(prompts).to(self.device)
-        self.memory = _MemoryCounter(self.device)
+        self.memory = TorchMemory(self.device)
+
+    def trackers(self) -> list[Tracker]:
+        return [self.memory]
 
     def step(self) -> dict[str, float]:
         p = self.p
-        self.memory.before_step()
-        timed = torch_generate(self.net, self.prompts, p["generation_tokens"], p.get("prefill_step_size", 2048))
-        self.memory.after_step()
-        return timed
+        return torch_generate(self.net, self.prompts, p["generation_tokens"], p.get("prefill_step_size", 2048))
 
     def metrics(self, timed: dict[str, dict]) -> dict[str, Any]:
         import torch
@@ -314,13 +325,9 @@ class TorchGenerate(Workload):
             "decode_tokens_per_s_total": batch * generated / decode_s,
             "model_size_bytes": size,
             "bits_per_weight": 8 * size / sum(t.numel() for t in weights),
-            # MLX's own counters read zero here (no MLX work is timed): PyTorch's replace them.
-            "peak_memory_bytes": self.memory.peak, "active_memory_bytes": None, "cache_memory_bytes": None,
             "kl_vs_mlx": self.kl, "top1_vs_mlx": self.top1,
             "torch_threads": torch.get_num_threads(), "torch_blas": torch_blas(),
             "torch_device": self.device, "torch_memory_counter": self.memory.name,
             "torch_omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         }
-        if "step_time_s" in timed:
-            figures["end_to_end_s"] = timed["step_time_s"]["median"]
         return figures

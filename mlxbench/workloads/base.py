@@ -77,12 +77,16 @@ class Workload:
     # a variant that differs from the baseline only in these is checked for equivalence.
     equivalent_params: ClassVar[frozenset[str]] = frozenset()
     # The figures this workload records besides the loop's own (step time and memory: LOOP_METRICS);
-    # declaring one of those here too replaces it, and the order here is the savings table's.
+    # declaring one of those here too relabels or places it (the order here is the savings table's),
+    # but only the loop's tracker produces it: a workload figure of the same name is an error.
     declares: ClassVar[tuple[Metric, ...]] = ()
     # Metric names shown in the one-line summary of a finished case.
     headline: ClassVar[tuple[str, ...]] = ("step_time_s", "peak_memory_bytes")
     # Phase name the profiler gives the timed steps.
     timed_phase: ClassVar[str] = "step"
+    # Whose work the timed steps are: MLX's counters (peak, active, cache) are recorded only for "mlx";
+    # another framework's case leaves them blank and records its own counters through ``trackers``.
+    framework: ClassVar[str] = "mlx"
 
     def __init__(self, params: dict, seed: int = 0):
         self.p = params
@@ -93,6 +97,12 @@ class Workload:
         """Every figure a case of this workload records, by name, in table order."""
         own = combine(cls.declares)
         return combine(own.values(), [m for m in LOOP_METRICS if m.name not in own])
+
+    @classmethod
+    def implementation(cls, params: dict) -> type["Workload"]:
+        """The class that runs a case with ``params``: this one, or another framework's implementation of
+        the same workload (``generate`` with ``framework: torch``). The worker builds what this returns."""
+        return cls
 
     @classmethod
     def defaults(cls) -> dict:
@@ -113,6 +123,11 @@ class Workload:
     def metrics(self, timed: dict[str, dict]) -> dict[str, Any]:
         """Figures derived once the timed steps are done; ``timed`` maps names to stats summaries."""
         return {}
+
+    def trackers(self) -> list:
+        """This workload's own trackers (mlxbench.workloads.tracker), called after setup: a framework's
+        counters, each a figure of its own name (declared in ``declares``)."""
+        return []
 
     def equivalence(self) -> dict[str, float] | None:
         """Figures of the first step that equivalent variants must reproduce, plus 'rtol'."""

@@ -22,7 +22,7 @@ import mlx.core as mx
 
 from mlxbench.results.metrics import Metric, rate, timing
 from mlxbench.workloads import _data_parallel as dp
-from mlxbench.workloads._distributed import DISTRIBUTED_PARAM, RANK_METRICS
+from mlxbench.workloads.distributed import DISTRIBUTED_PARAM, RANK_METRICS
 from mlxbench.workloads.base import Param, Workload, register
 
 OPS = ("all_sum", "all_gather", "send_recv")

@@ -37,8 +37,8 @@ from mlx.utils import tree_flatten
 
 from mlxbench.workloads import _data_parallel as dp
 from mlxbench.workloads import models
-from mlxbench.workloads._distributed import DISTRIBUTED_PARAM, RANK_METRICS, sharding_errors
-from mlxbench.workloads import _memory_settings as memory_settings
+from mlxbench.workloads.distributed import DISTRIBUTED_PARAM, RANK_METRICS, sharding_errors
+from mlxbench.workloads import memory_settings
 from mlxbench.results.metrics import PEAK_MEMORY, Metric, memory, rate, timing
 from mlxbench.workloads.base import Param, Workload, register
 from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
@@ -246,18 +246,16 @@ class Generate(Workload):
         Metric("n_seq", "Sequences", column=False),
         Metric("model_n_params", "Parameters", column=False),
         timing("step_time_s", "End to End (s)", column=False),
-        timing("end_to_end_s", "End to End (s)", column=False, judged=False, note="the step time's median"),
         *RANK_METRICS,
         *TORCH_METRICS,
     )
     headline = ("decode_tokens_per_s", "prefill_tokens_per_s", "peak_memory_bytes")
     timed_phase = "generate"
 
-    def __new__(cls, params: dict | None = None, seed: int = 0):
-        # framework: torch runs the same case in PyTorch (_generate_torch.py).
-        if cls is Generate and (params or {}).get("framework") == "torch":
-            return TorchGenerate(params, seed)
-        return super().__new__(cls)
+    @classmethod
+    def implementation(cls, params: dict) -> type[Workload]:
+        """framework: torch runs the same case in PyTorch (_generate_torch.TorchGenerate)."""
+        return TorchGenerate if params.get("framework") == "torch" else cls
 
     @classmethod
     def check(cls, params: dict) -> list[tuple[str, str]]:
@@ -335,12 +333,15 @@ class Generate(Workload):
         memory_settings.clear_cache(p)
         return self.plan.phases(g.ttft_s, g.prefill_s, g.decode_s, g.total_s)
 
+    def teardown(self) -> None:
+        memory_settings.restore(self)
+
     def metrics(self, timed: dict[str, dict]) -> dict[str, Any]:
         from mlx_lm.utils import compute_bits_per_weight
 
         p = self.p
         costs = model_costs(self.net, self.config, p["dtype"], p["kv_bits"], p["kv_group_size"])
-        figures = {
+        return {
             **self.plan.figures(timed, costs),
             **self.plan.counts(),
             "model_n_params": self.n_params,
@@ -349,6 +350,3 @@ class Generate(Workload):
             "compression_ratio": self.unquantized_size_bytes / model_size_bytes(self.net),
             **self.quality,
         }
-        if "step_time_s" in timed:
-            figures["end_to_end_s"] = timed["step_time_s"]["median"]
-        return figures

@@ -24,12 +24,12 @@ from mlx.utils import tree_flatten, tree_map
 
 from mlxbench.workloads import _data_parallel as dp
 from mlxbench.workloads import data
-from mlxbench.workloads import _memory_settings as memory_settings
+from mlxbench.workloads import memory_settings
 from mlxbench.workloads import models
 from mlxbench.results.metrics import PEAK_MEMORY, STEP_TIME, Metric, rate
 from mlxbench.workloads.base import Param, Workload, register
 from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
-from mlxbench.workloads._distributed import DISTRIBUTED_PARAM, RANK_METRICS, batch_errors
+from mlxbench.workloads.distributed import DISTRIBUTED_PARAM, RANK_METRICS, batch_errors
 
 OPTIMIZERS = {"adam": optim.Adam, "adamw": optim.AdamW, "sgd": optim.SGD}
 LORA_KEYS = {"rank": 8, "layers": None, "scale": 20.0}  # mlx-lm's defaults; layers None: all
@@ -269,6 +269,9 @@ class Train(Workload):
             **dp.communication_figures(self.net.trainable_parameters(), self.group, 3, median),
             "train_flop_per_s": self.flops_per_token * tokens / median,  # its MFU: results.roofline
         }
+
+    def teardown(self) -> None:
+        memory_settings.restore(self)
 
 
 def _check_lora(lora: dict, config: dict) -> list[tuple[str, str]]:

@@ -13,6 +13,7 @@ import pytest
 
 from mlxbench import workloads
 from mlxbench.run import measure as loop
+from mlxbench.run.trackers import MlxMemory
 
 HERE = Path(__file__).resolve().parent
 HOW_TO_RUN = "benchmark: run with `pytest --benchmark-only tests/benchmarks`"
@@ -49,17 +50,18 @@ def benchmark_workload(benchmark):
     does (so the memory figures cover the timed rounds alone), then ``rounds`` timed calls.
     ``extra_info`` gets what the runner would record: the workload, its parameters and seed,
     a summary of each figure ``step()`` returns (ttft_s, loss, …) over the timed rounds,
-    and the workload's derived metrics.
+    the workload's derived metrics, and MLX's memory over the timed rounds (the plugin keeps them).
     """
 
     def run(name: str, *, rounds: int = 5, warmup_rounds: int = 2, seed: int = 0, **overrides):
-        cls = workloads.get(name)
-        params = {**cls.defaults(), **overrides}
-        workload = cls(params, seed)
+        params = {**workloads.get(name).defaults(), **overrides}
+        workload = workloads.get(name).implementation(params)(params, seed)
         extras: list[dict | None] = []
+        mlx = MlxMemory()  # the loop's own tracker: MLX's figures over the timed rounds alone
         try:
             loop.prepare(workload, warmup_rounds)
-            benchmark.pedantic(lambda: extras.append(workload.step()), rounds=rounds)
+            with mlx:
+                benchmark.pedantic(lambda: extras.append(workload.step()), rounds=rounds)
             samples: dict[str, list[float]] = {}
             for seconds, extra in zip(benchmark.stats.stats.data, extras, strict=True):
                 loop.record_step(samples, seconds, extra)
@@ -68,6 +70,6 @@ def benchmark_workload(benchmark):
             workload.teardown()
         timed.pop("step_time_s")  # pytest-benchmark's own stats hold it
         benchmark.extra_info.update(workload=name, params=params, seed=seed, warmup_rounds=warmup_rounds,
-                                    **timed, **derived)
+                                    **timed, **derived, **mlx.figures())
 
     return run
