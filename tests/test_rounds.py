@@ -52,7 +52,8 @@ def test_rounds_interleave_pool_their_samples_and_keep_each_rounds_value(tmp_pat
 
 def test_rounds_below_one_are_refused_in_one_line(tmp_path):
     done = mlxbench("run", *GRID, "--rounds", "0", "--out", str(tmp_path), status=2)
-    assert done.stderr == "mlxbench: --rounds: expected a number of rounds ≥ 1, got 0\n"
+    assert done.stderr == ("mlxbench run: argument --rounds: expected a number of rounds from 1 to 1000, got '0' "
+                           "(see mlxbench run --help)\n")
 
 
 def test_a_killed_run_resumes_keeping_its_finished_rounds(tmp_path):
