@@ -1,0 +1,42 @@
+"""``mlxbench db import RUN_DIR…``: store run folders in the results database (SQLite or PostgreSQL).
+
+The folders stay the source of each run: importing one again changes nothing, and a folder of
+run folders (``results/``) imports every run in it, so runs copied from other machines merge.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlxbench.results.db import connect, default_url
+from mlxbench.results.store import is_run_dir
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    imp = sub.add_parser("import", help="store run folders (or folders of them) in the database",
+                         description="store run folders (or folders of them) in the database")
+    imp.add_argument("paths", nargs="+", metavar="RUN_DIR", help="a run folder, or a folder of run folders")
+    imp.add_argument("--db", metavar="URL", default=None,
+                     help=f"sqlite:///PATH or postgresql://USER@HOST/NAME (default: $MLXBENCH_DB or {default_url()})")
+
+
+def run_folders(paths: list[str]) -> list[Path]:
+    """Each path that is a run folder, else every run folder beneath it (a path with none is kept:
+    importing it says in one line why it is no run)."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        inside = [] if is_run_dir(path) or not path.is_dir() else sorted(
+            p.parent for p in path.rglob("records.jsonl") if is_run_dir(p.parent))
+        found += [p for p in inside or [path] if p not in found]
+    return found
+
+
+def main(args) -> int:
+    with connect(args.db) as database:
+        folders = run_folders(args.paths)
+        records = 0
+        for folder in folders:
+            records += database.import_run(folder)
+        print(f"imported {len(folders)} run{'s' * (len(folders) != 1)} ({records} records) into {database.url}")
+    return 0
