@@ -17,7 +17,7 @@ def env_at(mlx_version: str, hostname: str = "laptop", chip: str = "Apple M3 Pro
     env["hostname"] = hostname
     env["cpu"]["name"] = chip
     env["mlx"]["device_info"]["device_name"] = chip
-    env["calibration"] = {"read_bytes_per_s": 150e9 if chip == "Apple M3 Pro" else 100e9}
+    env["calibration"] = {"memory_read_gbps": 150.0 if chip == "Apple M3 Pro" else 800.0}
     return env
 
 

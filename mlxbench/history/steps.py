@@ -98,8 +98,10 @@ def _outlier(series: list, i: int, levels) -> Step:
 
 def _weights(series: list, levels) -> np.ndarray:
     """1/σ per point: σ from the standard error of its median and the series' point-to-point noise."""
-    n = len(levels)
-    between = 1.4826 * float(np.median(np.abs(np.diff(levels)))) / math.sqrt(2) if n >= 3 else 0.0
+    # The point-to-point noise, from the differences of neighbours less the largest: a step makes one
+    # large difference, which on a short series would otherwise pass for noise and hide itself.
+    diffs = np.sort(np.abs(np.diff(levels)))[:-1]
+    between = 1.4826 * float(np.median(diffs)) / math.sqrt(2) if diffs.size else 0.0
     floor = max(1e-3 * float(np.median(np.abs(levels))), 1e-12)
     sigmas = []
     for point in series:

@@ -132,6 +132,25 @@ class Database:
         with self.engine.connect() as conn:
             return _points(conn.execute(query).all())
 
+    def record_figures(self, suite: str, metrics: tuple[str, ...]) -> list[dict]:
+        """Each finished record of ``suite`` with any of ``metrics``: its machine, case, point label and
+        order, run, environment and headline figures ({name: value}), by machine in history order."""
+        r, f, runs = schema.records, schema.figures, schema.runs
+        query = (select(r.c.run_id, r.c.case_id, r.c.machine, r.c.case_label, r.c.label, r.c.order_key, f.c.metric,
+                        f.c.value, runs.c.env_json)
+                 .join(f, and_(f.c.run_id == r.c.run_id, f.c.case_id == r.c.case_id))
+                 .join(runs, runs.c.run_id == r.c.run_id)
+                 .where(r.c.suite == suite, r.c.status == "ok", f.c.step == HEADLINE, f.c.metric.in_(metrics))
+                 .order_by(r.c.machine, r.c.order_key, r.c.run_id, r.c.case_id, f.c.metric))
+        out: dict[tuple[str, str], dict] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                entry = out.setdefault((row.run_id, row.case_id), {
+                    "machine": row.machine, "case_label": row.case_label, "label": row.label,
+                    "order": row.order_key, "run_id": row.run_id, "env": json.loads(row.env_json), "figures": {}})
+                entry["figures"][row.metric] = row.value
+        return list(out.values())
+
     def suites(self) -> list[str]:
         """The suites the database holds runs of."""
         with self.engine.connect() as conn:
