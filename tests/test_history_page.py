@@ -4,6 +4,8 @@ run, machines side by side; it opens in real headless Chromium without errors or
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 from history_runs import VERSIONS, history_run
@@ -86,3 +88,29 @@ def test_the_page_opens_in_chromium_without_errors_or_network(page, tmp_path):
     assert errors == [] and requests == [page.as_uri()]
     png = screenshot(page.as_uri(), tmp_path / "history.png")
     assert png.stat().st_size > 20_000
+
+
+def _mlxbench(*argv: str):
+    return subprocess.run([sys.executable, "-m", "mlxbench", *argv], capture_output=True, text=True, timeout=120)
+
+
+def test_db_page_draws_the_history_of_imported_runs_from_two_machines(tmp_path):
+    for version in VERSIONS:
+        history_run(tmp_path / "results", version, scale=1.3 if version == VERSIONS[-1] else 1.0)
+    history_run(tmp_path / "results", VERSIONS[0], hostname="studio", chip="Apple M2 Ultra")
+    url, out = f"sqlite:///{tmp_path / 'h.db'}", tmp_path / "page.html"
+    assert _mlxbench("db", "import", str(tmp_path / "results"), "--db", url).returncode == 0
+    done = _mlxbench("db", "page", "training-memory", "--db", url, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    html = out.read_text()
+    assert 'id="metric-step_time_s"' in html and 'id="metric-peak_memory_bytes"' in html
+    assert "Apple M2 Ultra" in html and "2 confirmed steps" in html
+
+
+def test_db_page_of_an_unknown_suite_or_metric_is_one_line(tmp_path):
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    _mlxbench("db", "import", str(history_run(tmp_path, VERSIONS[0])), "--db", url)
+    for argv, said in ((("nope",), "nope: expected a suite the database holds (training-memory)"),
+                       (("training-memory", "--metric", "colour"), "--metric colour: expected a figure")):
+        done = _mlxbench("db", "page", *argv, "--db", url)
+        assert done.returncode == 2 and said in done.stderr and len(done.stderr.strip().splitlines()) == 1
