@@ -128,3 +128,11 @@ def test_db_import_of_a_folder_that_is_no_run_exits_2_in_one_line(tmp_path):
                            "--db", f"sqlite:///{tmp_path / 'cli.db'}"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "nothing" in done.stderr
+
+
+def test_db_import_of_a_folder_without_runs_says_so_in_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    done = subprocess.run([sys.executable, "-m", "mlxbench", "db", "import", str(tmp_path / "empty"),
+                           "--db", f"sqlite:///{tmp_path / 'cli.db'}"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("empty: expected a run folder or a folder of run folders, got none in it")

@@ -114,3 +114,14 @@ def test_db_page_of_an_unknown_suite_or_metric_is_one_line(tmp_path):
                        (("training-memory", "--metric", "colour"), "--metric colour: expected a figure")):
         done = _mlxbench("db", "page", *argv, "--db", url)
         assert done.returncode == 2 and said in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_history_of_one_point_says_it_cannot_tell(tmp_path):
+    with connect(f"sqlite:///{tmp_path / 'one.db'}") as db:
+        db.import_run(history_run(tmp_path, VERSIONS[0]))
+        series = {"step_time_s": db.series("training-memory", "step_time_s")}
+    out = render_history("training-memory", series, {"step_time_s": detect(series["step_time_s"])},
+                         tmp_path / "one.html")
+    html = out.read_text()
+    assert "Cannot tell whether it stepped: no series has more than 1 point yet." in html
+    assert "No step found" not in html and f"At mlx {VERSIONS[0]} · mlx-lm 0.28.0 only." in html

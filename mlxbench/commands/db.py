@@ -31,12 +31,14 @@ def add_arguments(parser) -> None:
 
 
 def run_folders(paths: list[str]) -> list[Path]:
-    """Each path that is a run folder, else every run folder beneath it (a path with none is kept:
-    importing it says in one line why it is no run)."""
+    """Each path that is a run folder, else every run folder beneath it (a path that is neither is
+    kept: importing it says in one line why it is no run)."""
     found: list[Path] = []
     for path in map(Path, paths):
         inside = [] if is_run_dir(path) or not path.is_dir() else sorted(
             p.parent for p in path.rglob("records.jsonl") if is_run_dir(p.parent))
+        if path.is_dir() and not inside and not is_run_dir(path) and not (path / "records.jsonl").exists():
+            raise UserError(f"{path}: expected a run folder or a folder of run folders, got none in it")
         found += [p for p in inside or [path] if p not in found]
     return found
 

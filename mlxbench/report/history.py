@@ -88,6 +88,7 @@ def _metric_section(name: str, points: list, steps: list, metric: Metric, out: P
     ordered = sorted(points, key=lambda p: (p.key, p.order))
     return {
         "name": name, "label": metric.label, "chart": Markup(history_svg(points, steps, metric)),
+        "longest": max(sum(p.key == key for p in points) for key in {p.key for p in points}),
         "steps": [{"case": s.case_label, "at": f"{s.before_label} → {s.after_label}",
                    "levels": f"{number(s.before / metric.scale)} → {number(s.after / metric.scale)}",
                    "change": percent(s.change), "verdict": s.verdict, "sure": s.verdict not in ("cannot tell", "outlier"),
