@@ -111,3 +111,23 @@ def test_footprint_growing_with_mlx_peak_is_no_finding_and_unmeasured_peak_canno
 def test_the_fit_is_one_segment_per_level():
     values = [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 3.0]
     assert fit_segments(np.array(values), np.full(8, 10.0)) == [(0, 3), (3, 6), (6, 8)]
+
+
+def drifting(levels: list[float], drift: float, seed: int) -> list[Point]:
+    """Points whose level also wanders run to run by ``drift`` (a machine that is not the same each day)."""
+    rng = random.Random(seed)
+    points = []
+    for i, level in enumerate(levels):
+        run_level = level * (1 + rng.gauss(0, drift))
+        values = sorted(run_level * (1 + rng.gauss(0, 0.02)) for _ in range(5))
+        points.append(Point(label=f"v{i}", order=f"{i:04d}", machine="m", key="k", samples=values,
+                            median=values[2], run_dir="", case_label="baseline"))
+    return points
+
+
+def test_on_a_drifting_machine_a_10_percent_step_is_found_and_flat_history_rarely_flagged():
+    trials = range(100)
+    found = sum(any(s.confirmed and s.after_label == "v5" for s in detect(drifting([1.0] * 5 + [1.1] * 5, 0.01, k)))
+                for k in trials)
+    false = sum(any(s.confirmed for s in detect(drifting([1.0] * 10, 0.01, k))) for k in trials)
+    assert found >= 95 and false <= 1
