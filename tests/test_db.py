@@ -3,6 +3,8 @@ version order, migrations are versioned, bad input is one line."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -136,3 +138,34 @@ def test_db_import_of_a_folder_without_runs_says_so_in_one_line(tmp_path):
                            "--db", f"sqlite:///{tmp_path / 'cli.db'}"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().endswith("empty: expected a run folder or a folder of run folders, got none in it")
+
+
+def test_a_copied_run_folder_is_one_run_and_same_named_folders_of_two_histories_are_two(db, tmp_path):
+    original = history_run(tmp_path / "a", "0.30.6")
+    db.import_run(original)
+    db.import_run(shutil.copytree(original, tmp_path / "copied" / original.name))
+    [point] = db.series("training-memory", "step_time_s", variant="baseline")
+    assert len(point.runs) == 1 and len(point.samples) == 5
+    other = shutil.copytree(original, tmp_path / "b" / original.name)  # another history's folder, same name
+    env = json.loads((other / "env.json").read_text())
+    (other / "env.json").write_text(json.dumps({**env, "captured_at": "2026-12-01T09:00:00+0000"}))
+    db.import_run(other)
+    [point] = db.series("training-memory", "step_time_s", variant="baseline")
+    assert len(point.runs) == 2
+
+
+def test_a_history_target_names_the_point_by_its_commit_or_pins(db, tmp_path):
+    for order, sha in enumerate(("f" * 40, "a" * 40)):  # sorted by position in history, not by name
+        run = history_run(tmp_path / "commits", "0.30.6", seed=order)
+        env = json.loads((run / "env.json").read_text())
+        env["history"] = {"kind": "commit", "label": sha[:7], "order": order, "ref": sha}
+        (run / "env.json").write_text(json.dumps(env))
+        db.import_run(run)
+    assert [p.label for p in db.series("training-memory", "step_time_s", variant="baseline")] == ["f" * 12, "a" * 12]
+    run = history_run(tmp_path / "pins", "0.30.6", seed=5)
+    env = json.loads((run / "env.json").read_text())
+    env["history"] = {"kind": "versions", "label": "mlx==0.31.0", "order": 0, "ref": "mlx==0.31.0 mlx-lm==0.31.1"}
+    (run / "env.json").write_text(json.dumps(env))
+    db.import_run(run)
+    labels = {p.label for p in db.series("training-memory", "step_time_s", variant="baseline")}
+    assert "mlx 0.31.0 · mlx-lm 0.31.1" in labels

@@ -52,9 +52,23 @@ def key_of(context_: dict) -> str:
     return hashlib.sha256(json.dumps(context_, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _target(env: dict, kind: str) -> dict:
+    """The history target a run measured (env.json's ``history`` entry, written by a history or
+    bisect), when it is of ``kind`` ('commit' or 'versions')."""
+    target = env.get("history")
+    return target if isinstance(target, dict) and target.get("kind") == kind else {}
+
+
+def _pins(text: str) -> dict[str, str]:
+    """'mlx==0.30.6 mlx-lm==0.30.7' as {name: version}."""
+    pairs = (part.split("==", 1) for part in str(text).replace(",", " ").split() if "==" in part)
+    return {name.strip(): version.strip() for name, version in pairs}
+
+
 def versions(record, env: dict) -> dict[str, str]:
-    """The versions a record really ran under: read in its worker where it says, else its run's env."""
-    found = getattr(record, "versions", None) or env.get("versions")
+    """The versions a record really ran under: read in its worker where it says, else its run's env,
+    else the pins a history installed, else the env's MLX and mlx-lm."""
+    found = getattr(record, "versions", None) or env.get("versions") or _pins(_target(env, "versions").get("ref", ""))
     if isinstance(found, dict) and found:
         return {str(k): str(v) for k, v in found.items()}
     out = {"mlx": (env.get("mlx") or {}).get("version"), "mlx-lm": (env.get("mlx_lm") or {}).get("version")}
@@ -63,7 +77,7 @@ def versions(record, env: dict) -> dict[str, str]:
 
 def commit(record, env: dict) -> str | None:
     """The commit of the user's repository a record ran at, for a history across commits."""
-    return getattr(record, "commit", None) or env.get("commit") or None
+    return getattr(record, "commit", None) or env.get("commit") or _target(env, "commit").get("ref") or None
 
 
 def info(record, env: dict) -> dict:
@@ -84,8 +98,8 @@ def label(record, env: dict) -> str:
 def order_key(record, env: dict) -> str:
     """A text that sorts points in history order: commit position, else versions, else time."""
     position = getattr(record, "commit_order", None)
-    position = env.get("commit_order") if position is None else position
-    if isinstance(position, int):
+    position = env.get("commit_order", _target(env, "commit").get("order")) if position is None else position
+    if isinstance(position, int) and commit(record, env):
         return f"c{position:012d}"
     found = versions(record, env)
     if found:

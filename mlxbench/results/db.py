@@ -9,6 +9,7 @@ so importing a folder again changes nothing, and runs copied from another machin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -108,7 +109,7 @@ class Database:
         rows = _run_rows(run)
         with self.engine.begin() as conn:
             for table in schema.RUN_TABLES:
-                conn.execute(delete(table).where(table.c.run_id == run.run_id))
+                conn.execute(delete(table).where(table.c.run_id == run_key(run)))
             for table in reversed(schema.RUN_TABLES):
                 if rows[table.name]:
                     conn.execute(insert(table), rows[table.name])
@@ -195,9 +196,18 @@ def _json(value) -> str:
     return json.dumps(value, sort_keys=True, default=str, allow_nan=False)
 
 
+def run_key(run: Run) -> str:
+    """The run's identity in the database: its run id, and a fingerprint of its suite and of when and
+    where its environment was captured. A folder copied elsewhere keeps it (importing the copy
+    changes nothing); two histories whose folders share a name ('000-mlx==0.29.4') do not."""
+    env = run.env
+    where = json.dumps([run.name, env.get("captured_at"), env.get("hostname"), env.get("env_id")], default=str)
+    return f"{run.run_id}@{hashlib.sha256(where.encode()).hexdigest()[:8]}"
+
+
 def _run_rows(run: Run) -> dict[str, list[dict]]:
     """Every row one run folder puts in the database, by table name."""
-    env, run_id = run.env, run.run_id
+    env, run_id = run.env, run_key(run)
     out: dict[str, list[dict]] = {"runs": [{
         "run_id": run_id, "suite": run.name, "run_dir": str(Path(run.path).resolve()),
         "machine": cmp.machine_of(env), "env_id": str(env.get("env_id") or ""), "env_json": _json(env),

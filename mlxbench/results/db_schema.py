@@ -20,7 +20,8 @@ schema_version = Table(
     Column("version", Integer, primary_key=True),
     Column("applied_at", String(40), nullable=False),
 )
-# One row per run folder imported: where it came from and what it ran on.
+# One row per run folder imported: where it came from and what it ran on. Every table's run_id is
+# the run's key (results.db.run_key): its run id and a fingerprint of its suite and environment.
 runs = Table(
     "runs", metadata,
     Column("run_id", String(200), primary_key=True),
