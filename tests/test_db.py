@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from sqlalchemy import text
 from history_runs import VERSIONS, history_run
 from sample_runs import training_records, write_run
 
@@ -169,3 +170,23 @@ def test_a_history_target_names_the_point_by_its_commit_or_pins(db, tmp_path):
     db.import_run(run)
     labels = {p.label for p in db.series("training-memory", "step_time_s", variant="baseline")}
     assert "mlx 0.31.0 · mlx-lm 0.31.1" in labels
+
+
+def test_a_later_migration_is_applied_once_to_a_database_that_lacks_it(tmp_path, monkeypatch):
+    path = tmp_path / "older.db"
+    connect(f"sqlite:///{path}").close()  # a database as this version makes it
+    applied = []
+
+    def add_a_column(conn):
+        applied.append(2)
+        conn.execute(text("alter table runs add column note text"))
+
+    steps = (*db_schema.MIGRATIONS, (db_schema.LATEST + 1, "a note per run", add_a_column))
+    monkeypatch.setattr(db_schema, "MIGRATIONS", steps)
+    monkeypatch.setattr(db_schema, "LATEST", db_schema.LATEST + 1)
+    connect(f"sqlite:///{path}").close()
+    connect(f"sqlite:///{path}").close()
+    assert applied == [2]
+    with sqlite3.connect(path) as conn:
+        assert "note" in [row[1] for row in conn.execute("pragma table_info(runs)")]
+        assert [v for (v,) in conn.execute("select version from schema_version order by version")] == [1, 2]

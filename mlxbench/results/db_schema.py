@@ -24,10 +24,10 @@ schema_version = Table(
 # the run's key (results.db.run_key): its run id and a fingerprint of its suite and environment.
 runs = Table(
     "runs", metadata,
-    Column("run_id", String(200), primary_key=True),
-    Column("suite", String(200), nullable=False, index=True),
+    Column("run_id", Text, primary_key=True),
+    Column("suite", Text, nullable=False, index=True),
     Column("run_dir", Text, nullable=False),
-    Column("machine", String(200), nullable=False),
+    Column("machine", Text, nullable=False),
     Column("env_id", String(64), nullable=False),
     Column("env_json", Text, nullable=False),
     Column("suite_json", Text, nullable=False),
@@ -35,8 +35,8 @@ runs = Table(
 # A run's metric declarations (results.metrics.Metric), as the run stored them.
 declarations = Table(
     "declarations", metadata,
-    Column("run_id", String(200), primary_key=True),
-    Column("metric", String(200), primary_key=True),
+    Column("run_id", Text, primary_key=True),
+    Column("metric", Text, primary_key=True),
     Column("position", Integer, nullable=False),
     Column("declaration_json", Text, nullable=False),
     ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE"),
@@ -44,19 +44,19 @@ declarations = Table(
 # The latest record of each case of a run, with what places it in a series.
 records = Table(
     "records", metadata,
-    Column("run_id", String(200), primary_key=True),
-    Column("case_id", String(300), primary_key=True),
-    Column("suite", String(200), nullable=False, index=True),
-    Column("variant", String(300), nullable=False),
-    Column("workload", String(300), nullable=False),
+    Column("run_id", Text, primary_key=True),
+    Column("case_id", Text, primary_key=True),
+    Column("suite", Text, nullable=False, index=True),
+    Column("variant", Text, nullable=False),
+    Column("workload", Text, nullable=False),
     Column("status", String(20), nullable=False),
     Column("case_label", Text, nullable=False),
-    Column("machine", String(200), nullable=False),
+    Column("machine", Text, nullable=False),
     Column("comparability_key", String(64), nullable=False, index=True),
     Column("context_json", Text, nullable=False),
     Column("info_json", Text, nullable=False),
-    Column("label", String(300), nullable=False),
-    Column("order_key", String(300), nullable=False),
+    Column("label", Text, nullable=False),
+    Column("order_key", Text, nullable=False),
     Column("started_at", String(40), nullable=False),
     Column("record_json", Text, nullable=False),
     ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE"),
@@ -64,9 +64,9 @@ records = Table(
 # Every figure of a record: its headline value, and each per-step sample (step ≥ 0) where it has them.
 figures = Table(
     "figures", metadata,
-    Column("run_id", String(200), primary_key=True),
-    Column("case_id", String(300), primary_key=True),
-    Column("metric", String(200), primary_key=True),
+    Column("run_id", Text, primary_key=True),
+    Column("case_id", Text, primary_key=True),
+    Column("metric", Text, primary_key=True),
     Column("step", Integer, primary_key=True),  # -1: the headline value (median or the figure itself)
     Column("value", Float(precision=53), nullable=False),
     ForeignKeyConstraint(["run_id", "case_id"], ["records.run_id", "records.case_id"], ondelete="CASCADE"),
