@@ -1,0 +1,67 @@
+"""mlxbench history over a user's commits: interleaved rounds, a record per (commit, round), resumable after SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from history_repo import make_repo
+from mlxbench.results import store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _history(repo: Path, out: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlxbench", "history", "--repo", str(repo), "--range", "HEAD~2..HEAD",
+         "--workload", "userwl:Spin", "--rounds", "2", "--warmup", "0", "--repeat", "3", "--out", str(out), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _records(out: Path) -> dict[str, list]:
+    if not out.is_dir():
+        return {}
+    return {d.name: store.read_records(d) for d in sorted(out.iterdir())
+            if store.is_run_dir(d) and (d / store.RECORDS).exists()}
+
+
+def test_a_history_killed_by_sigkill_and_started_again_runs_every_commit_and_round_once(tmp_path):
+    shas = make_repo(tmp_path / "repo", commits=3, slower_at=1, hungrier_at=2)
+    out = tmp_path / "history"
+    first = _history(tmp_path / "repo", out)
+    deadline = time.monotonic() + 300
+    while sum(map(len, _records(out).values())) < 2 and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.kill(first.pid, signal.SIGKILL)  # no cleanup of any kind: the worst a history can meet
+    first.communicate()
+    done_before = sum(map(len, _records(out).values()))
+    assert 2 <= done_before < 6
+    second = _history(tmp_path / "repo", out)
+    output, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, output
+    assert f"{done_before} of 6 (target, case, round) already recorded" in output
+    records = _records(out)
+    assert sorted(records) == [f"{i:03d}-{sha[:12]}" for i, sha in enumerate(shas)]
+    for folder, recs in records.items():
+        assert sorted(r.case_id.rsplit("-", 1)[1] for r in recs) == ["r1", "r2"], folder  # each round once
+        assert store.read_env(out / folder)["history"]["ref"] in shas
+    rounds = sorted((r.started_at, r.case_id[-2:]) for recs in records.values() for r in recs)
+    assert [r for _, r in rounds] == ["r1"] * 3 + ["r2"] * 3  # round 1 of every commit, then round 2
+    lines = output.splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("target ")):]
+    assert [line.split()[0] for line in table[1:4]] == [sha[:12] for sha in shas]
+    assert [line.split()[-1] for line in table[1:4]] == ["4.00", "4.00", "6.00"]  # MLX's peak, MB
+
+
+def test_a_range_that_is_not_two_commits_is_one_line_and_exit_2(tmp_path):
+    make_repo(tmp_path / "repo", commits=2)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "mlxbench", "history", "--repo", str(tmp_path / "repo"),
+                           "--range", "HEAD", "--workload", "userwl:Spin", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == "mlxbench: --range: expected A..B (two commits), got 'HEAD'"
