@@ -17,7 +17,7 @@ from sample_runs import training_records, write_run
 
 from mlxbench.errors import UserError
 from mlxbench.results import db_schema
-from mlxbench.results.db import connect, default_url
+from mlxbench.results.db import connect, default_url, index_run
 
 
 @pytest.fixture
@@ -190,3 +190,11 @@ def test_a_later_migration_is_applied_once_to_a_database_that_lacks_it(tmp_path,
     with sqlite3.connect(path) as conn:
         assert "note" in [row[1] for row in conn.execute("pragma table_info(runs)")]
         assert [v for (v,) in conn.execute("select version from schema_version order by version")] == [1, 2]
+
+
+def test_indexing_a_finished_run_stores_it_or_warns_without_raising(tmp_path):
+    run_dir = write_run(tmp_path / "run", training_records())
+    assert index_run(run_dir, f"sqlite:///{tmp_path / 'ok.db'}").startswith("stored 8 records in sqlite:///")
+    said = index_run(run_dir, f"postgresql://nobody@/none?host={tmp_path / 'no-server'}")
+    assert said.startswith("warning: not stored in the results database (--db ")
+    assert said.endswith(f"mlxbench db import {run_dir} stores it later")

@@ -82,6 +82,21 @@ def connect(url: str | None = None) -> "Database":
     return Database(engine, _shown(parsed))
 
 
+def index_run(run_dir: Path, url: str | None = None) -> str:
+    """Store a run that just finished in the database; one line saying where, or why it could not.
+
+    Never raises for the database's sake: the run folder is the result, the database an index that
+    ``mlxbench db import`` can rebuild, so a server that is down costs a warning, not a run.
+    """
+    try:
+        with connect(url) as database:
+            count = database.import_run(Path(run_dir))
+            return f"stored {count} record{'s' * (count != 1)} in {database.url}"
+    except (UserError, exc.SQLAlchemyError, OSError) as err:
+        return f"warning: not stored in the results database ({str(err).splitlines()[0][:200]}); " \
+               f"mlxbench db import {run_dir} stores it later"
+
+
 def _shown(url) -> str:
     return url.render_as_string(hide_password=True)
 
