@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _history(repo: Path, out: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLXBENCH_DB": f"sqlite:///{out.parent / 'results.db'}"}
     return subprocess.Popen(
         [sys.executable, "-m", "mlxbench", "history", "--repo", str(repo), "--range", "HEAD~2..HEAD",
          "--workload", "userwl:Spin", "--rounds", "2", "--warmup", "0", "--repeat", "3", "--out", str(out), *extra],
@@ -56,6 +56,10 @@ def test_a_history_killed_by_sigkill_and_started_again_runs_every_commit_and_rou
     table = lines[next(i for i, line in enumerate(lines) if line.startswith("target ")):]
     assert [line.split()[0] for line in table[1:4]] == [sha[:12] for sha in shas]
     assert [line.split()[-1] for line in table[1:4]] == ["4.00", "4.00", "6.00"]  # MLX's peak, MB
+    # The end: imported into the database, steps found on the series, the page and each run's report.
+    assert f"  Peak Memory (MB): hungrier +50.0% between {shas[1][:12]} and {shas[2][:12]}" in lines
+    assert lines[-1] == f"page:    {out / 'history.html'}" and (out / "history.html").stat().st_size > 0
+    assert all((out / folder / "report.html").exists() for folder in records)
 
 
 def test_a_range_that_is_not_two_commits_is_one_line_and_exit_2(tmp_path):

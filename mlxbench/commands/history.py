@@ -15,6 +15,7 @@ from pathlib import Path
 from mlxbench.errors import UserError
 from mlxbench.history import commit_targets
 from mlxbench.history.commits import subject
+from mlxbench.history.conclude import conclude
 from mlxbench.history.sweep import suite_entry, sweep
 from mlxbench.history.table import history_table
 
@@ -31,6 +32,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default=None,
                         help="the history's folder (default results/history/<module.Class>); "
                              "the same folder again resumes")
+    parser.add_argument("--db", default=None,
+                        help="the results database the history is stored in (default: $MLXBENCH_DB or "
+                             "sqlite:///results/mlxbench.db)")
 
 
 @contextmanager
@@ -75,5 +79,7 @@ def main(args) -> int:
     rows = [(t.label, subject(series.repo, t.ref), records[t.label]) for t in targets]
     print()
     print(history_table(rows, series.declared, names))
-    print(f"\nresults: {series.out}")
+    page, steps = conclude([t.folder(series.out) for t in targets], series.case.suite, series.out, args.db)
+    print("\n".join(["", "steps:", *(f"  {line}" for line in steps)]) if steps else "\nsteps: none found")
+    print(f"\nresults: {series.out}\npage:    {page}")
     return 0 if all(r.ok for recs in records.values() for r in recs) else 1

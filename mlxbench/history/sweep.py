@@ -154,6 +154,7 @@ def user_case(spec: str, folder: Path, warmup: int, repeat: int, timeout_s: floa
 
 def suite_entry(case: Case, declared: dict, command: str) -> dict:
     """What a target's ``suite.yaml`` says of a history of one user case (read by reports and the database)."""
-    return {"name": case.suite, "workload": case.workload, "baseline": case.variant, "warmup": case.warmup,
+    return {"name": case.suite, "description": f"{case.workload} at each target of a history",
+            "workload": case.workload, "baseline": case.variant, "defaults": dict(case.params), "sweep": {}, "warmup": case.warmup,
             "repeat": case.repeat, "timeout": case.timeout_s, "seed": case.seed, "variants": {case.variant: {}},
             "command": command, "metrics": [m.to_dict() for m in declared.values()]}
