@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -69,3 +71,64 @@ def test_a_range_that_is_not_two_commits_is_one_line_and_exit_2(tmp_path):
                            "--range", "HEAD", "--workload", "userwl:Spin", "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2 and done.stderr.strip() == "mlxbench: --range: expected A..B (two commits), got 'HEAD'"
+
+
+SUITE = """name: tiny
+workload: matmul
+baseline: fp32
+warmup: 1
+repeat: 3
+variants:
+  fp32: {n: 64}
+"""
+
+
+def _fake_environment(cache: Path, pins: dict) -> None:
+    """A ready environment of ``pins`` that is this one (a real build takes minutes): its python a
+    wrapper of this interpreter, its description what this interpreter has."""
+    from importlib import metadata
+
+    from mlxbench.history import envs
+
+    os.environ["MLXBENCH_ENV_CACHE"] = str(cache)
+    try:
+        folder = envs.folder_of(pins)
+    finally:
+        del os.environ["MLXBENCH_ENV_CACHE"]
+    (folder / "bin").mkdir(parents=True)
+    python = folder / "bin" / "python"
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    versions = {"mlx": metadata.version("mlx"), "mlx-lm": metadata.version("mlx-lm")}
+    (folder / envs.READY).write_text(json.dumps({"pins": pins, "versions": versions,
+                                                 "mlx_core_version": metadata.version("mlx")}))
+
+
+def test_a_history_over_versions_runs_each_environment_and_one_that_cannot_install_fails_in_one_line(tmp_path):
+    from importlib import metadata
+
+    mlx = metadata.version("mlx")
+    _fake_environment(tmp_path / "envs", {"mlx": mlx})
+    (tmp_path / "tiny.yaml").write_text(SUITE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLXBENCH_ENV_CACHE": str(tmp_path / "envs"),
+           "MLXBENCH_DB": f"sqlite:///{tmp_path / 'results.db'}"}
+    done = subprocess.run([sys.executable, "-m", "mlxbench", "history", str(tmp_path / "tiny.yaml"),
+                           "--versions", f"mlx=={mlx},0.0.7", "--rounds", "2", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 1, done.stdout + done.stderr  # one environment could not be made
+    assert "mlxbench: mlx==0.0.7: could not install: " in done.stdout
+    assert re.search(r"mlx(\[cpu\])?==0\.0\.7", done.stdout.split("could not install: ")[1].splitlines()[0])
+    folder = tmp_path / "out" / f"000-mlx=={mlx}"
+    env_json = store.read_env(folder)
+    assert env_json["versions"]["mlx"] == mlx and env_json["mlx"]["version"] == mlx  # read in that interpreter
+    assert sorted(r.case_id[-2:] for r in store.read_records(folder)) == ["r1", "r2"]
+    assert all(r.ok for r in store.read_records(folder))
+    assert not (tmp_path / "out" / "001-mlx==0.0.7" / store.RECORDS).exists()
+
+
+def test_pins_that_are_not_package_equals_version_are_one_line_and_exit_2(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(SUITE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "mlxbench", "history", str(tmp_path / "tiny.yaml"),
+                           "--pins", "mlx>=0.30"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == "mlxbench: --pins: expected PACKAGE==VERSION, got 'mlx>=0.30'"

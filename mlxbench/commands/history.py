@@ -9,21 +9,30 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shlex
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 from mlxbench.errors import UserError
-from mlxbench.history import commit_targets
+from mlxbench.history import commit_targets, version_targets
 from mlxbench.history.commits import subject
 from mlxbench.history.conclude import conclude
 from mlxbench.history.sweep import suite_entry, sweep
+from mlxbench.history.envs import pin_sets
 from mlxbench.history.table import history_table
+from mlxbench.suite.schema import expand, load
 
 LOCK = "history.lock"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("suite", nargs="?", help="a suite file (with --versions or --pins: not built yet)")
+    parser.add_argument("suite", nargs="?", help="a suite file, measured at each --versions or --pins set")
+    parser.add_argument("--versions", metavar="PKG==A,B,C",
+                        help="one package swept: an environment per version (e.g. mlx==0.29.4,0.30.6,0.32.4)")
+    parser.add_argument("--pins", action="append", default=[], metavar='"A==1 B==2"',
+                        help="a whole pin set, one environment (repeatable)")
+    parser.add_argument("--profile", default=None, help="the suite's profile (e.g. quick)")
     commit_targets.add_arguments(parser)
     parser.add_argument("--range", dest="commits", metavar="A..B",
                         help="the commits from A to B (both measured), oldest first")
@@ -61,11 +70,12 @@ def _range(text: str | None) -> tuple[str, str]:
 
 
 def main(args) -> int:
-    if not args.repo:
-        raise UserError("history: expected --repo PATH --range A..B --workload module:Class "
-                        "(a history over released versions, SUITE --versions/--pins, is not built yet)")
     if args.rounds < 1:
         raise UserError(f"--rounds: expected a positive integer, got {args.rounds}")
+    if args.suite:
+        return _versions(args)
+    if not args.repo:
+        raise UserError("history: expected SUITE --versions/--pins, or --repo PATH --range A..B --workload module:Class")
     first, last = _range(args.commits)
     out = args.out or str(Path("results", "history", args.workload.replace(":", ".") if args.workload else "_"))
     with _held(Path(out)):
@@ -74,12 +84,42 @@ def main(args) -> int:
               f"→ {series.out}")
         suite = suite_entry(series.case, series.declared, series.command)
         targets = series.targets()
-        records = sweep(targets, [series.case], args.rounds, series.out, suite, series.declared, series.prepare)
+        records, problems = sweep(targets, [series.case], args.rounds, series.out, suite, series.declared,
+                                  series.prepare)
     names = [m.name for m in series.declared.values() if m.judged and m.kind != "rate"]
     rows = [(t.label, subject(series.repo, t.ref), records[t.label]) for t in targets]
+    return _end(args, rows, series.declared, names, targets, series.case.suite, series.out, records, problems)
+
+
+def _versions(args) -> int:
+    """``history SUITE --versions …/--pins …``: the suite's cases in one environment per pin set."""
+    sets = pin_sets(args.versions, args.pins)
+    if not sets:
+        raise UserError(f"{args.suite}: expected --versions PKG==A,B,… or --pins \"A==1 B==2\" (a history needs versions)")
+    suite = load(args.suite, profile=args.profile)
+    cases, declared = expand(suite), suite.workload_cls.declared_metrics()
+    out = Path(args.out or Path("results", "history", suite.name)).resolve()
+    targets = version_targets.targets(sets)
+    entry = {**suite.to_dict(), "command": shlex.join(["mlxbench", *sys.argv[1:]]),
+             "metrics": [m.to_dict() for m in declared.values()]}
+    print(f"history of {suite.name} over {len(targets)} environment(s) × {len(cases)} case(s) × "
+          f"{args.rounds} round(s) → {out}")
+    with _held(out):
+        records, problems = sweep(targets, cases, args.rounds, out, entry, declared, version_targets.prepare)
+    names = [m.name for m in declared.values() if (m.judged and m.kind != "rate") or m.name == "peak_memory_bytes"]
+    rows = [(t.label, c.label, [r for r in records[t.label] if r.case_id.rsplit("-", 1)[0] == c.case_id])
+            for c in cases for t in targets]
+    return _end(args, rows, declared, names, targets, suite.name, out, records, problems)
+
+
+def _end(args, rows, declared, names, targets, suite_name, out, records, problems) -> int:
+    """The table, then the database, the steps and the page; exit 1 when a target or case failed."""
     print()
-    print(history_table(rows, series.declared, names))
-    page, steps = conclude([t.folder(series.out) for t in targets], series.case.suite, series.out, args.db)
+    print(history_table(rows, declared, list(dict.fromkeys(names))))
+    folders = [t.folder(out) for t in targets if t.label not in problems]
+    page, steps = conclude(folders, suite_name, out, args.db)
     print("\n".join(["", "steps:", *(f"  {line}" for line in steps)]) if steps else "\nsteps: none found")
-    print(f"\nresults: {series.out}\npage:    {page}")
-    return 0 if all(r.ok for recs in records.values() for r in recs) else 1
+    for label, problem in problems.items():
+        print(f"not measured: {problem}")
+    print(f"\nresults: {out}\npage:    {page}")
+    return 0 if not problems and all(r.ok for recs in records.values() for r in recs) else 1

@@ -30,6 +30,10 @@ from mlxbench.suite.schema import Case
 HISTORY_KEY = "history"  # env.json's entry naming the target a run measured
 
 
+class TargetProblem(Exception):
+    """A target that cannot be measured at all (pins that do not install together): one line, the rest run."""
+
+
 @dataclass(frozen=True)
 class Target:
     """One point of a history: a commit (its copy's folder) or a set of package versions."""
@@ -39,6 +43,8 @@ class Target:
     kind: str  # "commit" or "versions"
     ref: str  # the full commit id, or the pins
     workload_path: tuple[str, ...] = ()  # where the case's 'module:Class' is imported from
+    python: str | None = None  # the interpreter of another environment's packages (None: this one)
+    versions: dict | None = None  # what that environment holds, as its own interpreter read it
 
     def folder(self, out: Path) -> Path:
         """This target's run folder under ``out``."""
@@ -61,11 +67,33 @@ def open_target(target: Target, out: Path, suite: dict) -> tuple[Path, str]:
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / store.SUITE).exists():
         store.write_suite(run_dir, {**suite, store.RUN_MARKER: run_dir.name})
-    env_id = record_environment(run_dir, calibrate=False)
     env = store.read_env(run_dir)
-    if HISTORY_KEY not in env:
-        store.write_env(run_dir, {**env, HISTORY_KEY: target.describe()})
-    return run_dir, env_id
+    if not env:
+        if target.python:
+            env = capture_in(target.python)
+        else:
+            record_environment(run_dir, calibrate=False)
+            env = store.read_env(run_dir)
+        env[HISTORY_KEY] = target.describe()
+        if target.versions:  # read by the environment's own interpreter, not copied from the pins
+            env.update(versions=target.versions["versions"], mlx_core_version=target.versions["mlx_core_version"])
+        store.write_env(run_dir, env)
+    return run_dir, env["env_id"]
+
+
+def capture_in(python: str) -> dict:
+    """The environment as ``python`` (another environment's interpreter) sees it: its MLX, its packages."""
+    import json
+    import subprocess
+
+    code = "import json\nfrom mlxbench.machine import env\nprint(json.dumps(env.capture(calibrate=False)))\n"
+    root = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": root})
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise RuntimeError(f"{python}: could not read its environment: {last}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @contextmanager
@@ -86,7 +114,7 @@ def measure(case: Case, target: Target, run_dir: Path, env_id: str, progress: Pr
     if progress:
         progress.start(f"{target.label} · {case.label} · {case.case_id.rsplit('-', 1)[-1]}")
     with _working_in(target.workload_path[0] if target.workload_path else None):
-        outcome = run_isolated(case, run_dir, progress.tick if progress else (lambda: None))
+        outcome = run_isolated(case, run_dir, progress.tick if progress else (lambda: None), target.python)
     record = make_record(case, outcome, run_dir.name, env_id, inline=False)
     store.append_record(run_dir, record)
     if progress:
@@ -99,30 +127,38 @@ def recorded(run_dir: Path) -> dict[str, Record]:
     return {r.case_id: r for r in store.read_records(run_dir)} if (run_dir / store.RECORDS).exists() else {}
 
 
-def sweep(targets: list[Target], cases: list[Case], rounds: int, out: Path, suite: dict,
-          declared: dict, prepare: Callable[[Target], Target] = lambda t: t) -> dict[str, list[Record]]:
-    """Every (target, case, round) not yet recorded under ``out``, rounds interleaved; records by target label.
+def sweep(targets: list[Target], cases: list[Case], rounds: int, out: Path, suite: dict, declared: dict,
+          prepare: Callable[[Target], Target] = lambda t: t) -> tuple[dict[str, list[Record]], dict[str, str]]:
+    """Every (target, case, round) not yet recorded under ``out``, rounds interleaved.
 
-    ``prepare`` readies a target before its first case (a commit's copy, an environment)."""
-    folders, done = {}, {}
-    for target in targets:
-        run_dir = target.folder(out).resolve()
-        done[target.label] = recorded(run_dir)
+    ``prepare`` readies a target before its first case (a commit's copy, an environment); a target it
+    cannot ready (TargetProblem) is skipped and the others run. (records by target label, problems by label)."""
+    done = {t.label: recorded(t.folder(out).resolve()) for t in targets}
     plan = [(r, t, c) for r in range(1, rounds + 1) for t in targets for c in cases
             if f"{c.case_id}-r{r}" not in done[t.label]]
     total = len(targets) * len(cases) * rounds
     if len(plan) < total:
         print(f"{total - len(plan)} of {total} (target, case, round) already recorded under {out}; running {len(plan)}")
     progress = Progress(len(plan), declared)
-    ready: dict[str, Target] = {}
+    ready: dict[str, tuple[Target, Path, str]] = {}
+    problems: dict[str, str] = {}
     for round_no, target, case in plan:
+        if target.label in problems:
+            progress.total -= 1
+            continue
         if target.label not in ready:
-            ready[target.label] = prepare(target)
-            folders[target.label] = open_target(ready[target.label], out, suite)
-        run_dir, env_id = folders[target.label]
-        record = measure(round_case(case, ready[target.label], round_no), ready[target.label], run_dir, env_id, progress)
+            try:
+                made = prepare(target)
+                ready[target.label] = (made, *open_target(made, out, suite))
+            except TargetProblem as problem:
+                problems[target.label] = str(problem)
+                print(f"mlxbench: {problem}; the other targets still run", flush=True)
+                progress.total -= 1
+                continue
+        made, run_dir, env_id = ready[target.label]
+        record = measure(round_case(case, made, round_no), made, run_dir, env_id, progress)
         done[target.label][record.case_id] = record
-    return {t.label: list(done[t.label].values()) for t in targets}
+    return {t.label: list(done[t.label].values()) for t in targets}, problems
 
 
 def user_case(spec: str, folder: Path, warmup: int, repeat: int, timeout_s: float) -> tuple[Case, dict]:
