@@ -108,3 +108,13 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, expected):
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
     assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_bisect_over_releases_needs_the_package_and_says_so_in_one_line(tmp_path):
+    (tmp_path / "tiny.yaml").write_text("name: tiny\nworkload: matmul\nbaseline: fp32\nvariants:\n  fp32: {n: 64}\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "mlxbench", "bisect", str(tmp_path / "tiny.yaml"),
+                           "--good", "0.29.4", "--bad", "0.32.4"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"mlxbench: {tmp_path / 'tiny.yaml'}: --package: expected the package whose "
+                                   "releases are bisected, got nothing")

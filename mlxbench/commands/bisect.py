@@ -1,7 +1,8 @@
-"""``mlxbench bisect --repo PATH --good REV --bad REV --workload module:Class``: the first bad commit.
+"""``mlxbench bisect --repo PATH --good REV --bad REV --workload module:Class``: the first bad commit;
+``mlxbench bisect SUITE --package mlx --good 0.29.4 --bad 0.32.4``: the first bad release.
 
-Each measurement is one case in a fresh worker at one commit's copy, recorded in that commit's run
-folder under ``--out`` (a bisect started again reuses every measurement already there).
+Each measurement is one case in a fresh worker at one commit's copy (or one release's environment),
+recorded in its run folder under ``--out`` (a bisect started again reuses every measurement there).
 """
 
 from __future__ import annotations
@@ -11,30 +12,37 @@ from pathlib import Path
 from mlxbench.errors import UserError
 from mlxbench.history import commit_targets
 from mlxbench.history.bisect import MIN_EFFECT, Search, bisect, differs, figure_values
-from mlxbench.history.commits import subject
-from mlxbench.history.sweep import measure, open_target, recorded, round_case, suite_entry
+from mlxbench.history.sweep import TargetProblem, measure, open_target, recorded, round_case
+from mlxbench.history.version_targets import version_series
 from mlxbench.stats import summarize
 
 
 def add_arguments(parser) -> None:
+    parser.add_argument("suite", nargs="?", help="a suite file, bisected over releases of --package")
+    parser.add_argument("--package", help="the package whose releases are bisected (with SUITE)")
+    parser.add_argument("--pin", action="append", default=[], metavar="PKG==VERSION",
+                        help="hold another package at this release while --package moves (repeatable)")
+    parser.add_argument("--variant", help="the suite's variant measured (default: its baseline, first sweep point)")
+    parser.add_argument("--profile", default=None, help="the suite's profile (e.g. quick)")
     commit_targets.add_arguments(parser)
-    parser.add_argument("--good", required=True, help="a commit where the figure is as it should be")
-    parser.add_argument("--bad", required=True, help="a later commit where it is not")
+    parser.add_argument("--good", required=True, help="a commit (or release) where the figure is as it should be")
+    parser.add_argument("--bad", required=True, help="a later commit (or release) where it is not")
     parser.add_argument("--metric", action="append", default=[],
                         help="the figure to bisect on (repeatable; default: every judged one that differs "
                              "between the good and the bad commit)")
     parser.add_argument("--min-effect", type=float, default=MIN_EFFECT,
                         help=f"the smallest relative change that counts (default {MIN_EFFECT})")
-    parser.add_argument("--out", default="results/bisect", help="where the measurements go (default results/bisect)")
+    parser.add_argument("--out", default=None,
+                        help="where the measurements go (default results/bisect/<suite or module.Class>)")
 
 
 class Measurer:
-    """Measurements at the commits of a series, one more round each time, every one a record."""
+    """Measurements at the points of a series (commits or releases), one more round each time, each a record."""
 
-    def __init__(self, series: commit_targets.CommitSeries):
+    def __init__(self, series):
         self.series = series
         self.targets = series.targets()
-        self.suite = suite_entry(series.case, series.declared, series.command)
+        self.suite = series.suite()
         self.count = 0
 
     def known(self) -> dict[int, list[dict]]:
@@ -47,7 +55,11 @@ class Measurer:
         return out
 
     def __call__(self, index: int) -> dict:
-        target = self.series.prepare(self.targets[index])
+        try:
+            target = self.series.prepare(self.targets[index])
+        except TargetProblem as problem:  # its verdict becomes "cannot tell"
+            print(f"mlxbench: {problem}", flush=True)
+            return {}
         run_dir, env_id = open_target(target, self.series.out, self.suite)
         round_no = len(recorded(run_dir)) + 1
         record = measure(round_case(self.series.case, target, round_no), target, run_dir, env_id)
@@ -57,7 +69,7 @@ class Measurer:
         return record.metrics
 
 
-def _metrics(args, series: commit_targets.CommitSeries) -> list[str]:
+def _metrics(args, series) -> list[str]:
     judged = [m.name for m in series.declared.values() if m.judged and m.kind != "rate"]
     for name in args.metric:
         if name not in series.declared:
@@ -70,33 +82,44 @@ def _moved(name: str, known: dict[int, list[dict]], last: int, min_effect: float
     return differs(*pooled, min_effect) is True
 
 
-def _answer(search: Search, series: commit_targets.CommitSeries) -> str:
+def _answer(search: Search, series) -> str:
     metric = series.declared[search.metric]
     before, after = (summarize(search.pooled(p))["median"] for p in (search.good, search.bad))
-    sha = series.shas[search.bad]
+    name, what = series.name(search.bad)
     unit = f" {metric.unit}" if metric.unit else ""
-    return (f"first bad: {sha[:12]} ({metric.label} {metric.display(before)} → {metric.display(after)}{unit}; "
-            f"{subject(series.repo, sha)})")
+    return f"first bad: {name} ({metric.label} {metric.display(before)} → {metric.display(after)}{unit}; {what})"
+
+
+def _series(args):
+    """The commits of --repo, or the releases of --package for SUITE, and a line saying which."""
+    if args.suite:
+        series = version_series(args)
+        return series, (f"bisecting {len(series.versions)} releases of {series.package} "
+                        f"{series.versions[0]}..{series.versions[-1]} on {series.case.label}")
+    if not args.repo:
+        raise UserError("bisect: expected SUITE --package PKG, or --repo PATH --workload module:Class")
+    out = args.out or str(Path("results", "bisect", (args.workload or "_").replace(":", ".")))
+    series = commit_targets.series(args, args.good, args.bad, "--good", "--bad", out)
+    return series, f"bisecting {len(series.shas)} commits {series.shas[0][:12]}..{series.shas[-1][:12]} of {series.repo}"
 
 
 def main(args) -> int:
-    if not args.repo:
-        raise UserError("bisect: expected --repo PATH (bisect over released versions is not built yet)")
-    series = commit_targets.series(args, args.good, args.bad, "--good", "--bad", args.out)
-    print(f"bisecting {len(series.shas)} commits {series.shas[0][:12]}..{series.shas[-1][:12]} of {series.repo}")
+    series, line = _series(args)
+    print(line, flush=True)
+    points = len(series.targets())
     measurer, names, answers = Measurer(series), _metrics(args, series), []
     if not args.metric:  # which judged figures moved between the ends: measure the ends first
-        for end in (0, len(series.shas) - 1):
+        for end in (0, points - 1):
             if end not in measurer.known():
                 measurer(end)
-        names = [n for n in names if _moved(n, measurer.known(), len(series.shas) - 1, args.min_effect)] or names
+        names = [n for n in names if _moved(n, measurer.known(), points - 1, args.min_effect)] or names
     for name in names:
-        search = bisect(len(series.shas), measurer, name, args.min_effect, known=measurer.known())
+        search = bisect(points, measurer, name, args.min_effect, known=measurer.known())
         if search.found:
             answers.append(_answer(search, series))
         else:
-            print(f"{name}: {search.note or 'cannot tell'} (narrowed to {series.shas[search.good][:12]}.."
-                  f"{series.shas[search.bad][:12]})")
+            print(f"{name}: {search.note or 'cannot tell'} (narrowed to {series.name(search.good)[0]}.."
+                  f"{series.name(search.bad)[0]})")
     print(f"{measurer.count} case measurements; records under {series.out}")
     for line in answers:
         print(line)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mlxbench.history import commits
-from mlxbench.history.sweep import Target, user_case
+from mlxbench.history.sweep import Target, suite_entry, user_case
 from mlxbench.suite.schema import Case
 
 COPIES = ".commits"  # under --out: one clean copy of the tree per commit measured
@@ -27,6 +27,14 @@ class CommitSeries:
 
     def targets(self) -> list[Target]:
         return [Target(label=sha[:12], order=i, kind="commit", ref=sha) for i, sha in enumerate(self.shas)]
+
+    def suite(self) -> dict:
+        """What each commit's ``suite.yaml`` says."""
+        return suite_entry(self.case, self.declared, self.command)
+
+    def name(self, index: int) -> tuple[str, str]:
+        """How the answer names a commit: its short id and subject."""
+        return f"{self.shas[index][:12]}", commits.subject(self.repo, self.shas[index])
 
     def prepare(self, target: Target) -> Target:
         """The target with its commit's copy made, to import the workload from."""
