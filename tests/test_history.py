@@ -83,9 +83,10 @@ variants:
 """
 
 
-def _fake_environment(cache: Path, pins: dict) -> None:
+def _fake_environment(cache: Path, pins: dict, broken: bool = False) -> None:
     """A ready environment of ``pins`` that is this one (a real build takes minutes): its python a
-    wrapper of this interpreter, its description what this interpreter has."""
+    wrapper of this interpreter, its description what this interpreter has; ``broken``: one where
+    mlxbench cannot run (as with an mlx-lm newer than its MLX)."""
     from importlib import metadata
 
     from mlxbench.history import envs
@@ -97,7 +98,8 @@ def _fake_environment(cache: Path, pins: dict) -> None:
         del os.environ["MLXBENCH_ENV_CACHE"]
     (folder / "bin").mkdir(parents=True)
     python = folder / "bin" / "python"
-    python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    python.write_text("#!/bin/sh\necho \"AttributeError: module 'mlx.core' has no attribute 'x'\" >&2; exit 1\n"
+                      if broken else f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     python.chmod(0o755)
     versions = {"mlx": metadata.version("mlx"), "mlx-lm": metadata.version("mlx-lm")}
     (folder / envs.READY).write_text(json.dumps({"pins": pins, "versions": versions,
@@ -109,15 +111,18 @@ def test_a_history_over_versions_runs_each_environment_and_one_that_cannot_insta
 
     mlx = metadata.version("mlx")
     _fake_environment(tmp_path / "envs", {"mlx": mlx})
+    _fake_environment(tmp_path / "envs", {"mlx": "0.0.8"}, broken=True)
     (tmp_path / "tiny.yaml").write_text(SUITE)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLXBENCH_ENV_CACHE": str(tmp_path / "envs"),
            "MLXBENCH_DB": f"sqlite:///{tmp_path / 'results.db'}"}
     done = subprocess.run([sys.executable, "-m", "mlxbench", "history", str(tmp_path / "tiny.yaml"),
-                           "--versions", f"mlx=={mlx},0.0.7", "--rounds", "2", "--out", str(tmp_path / "out")],
+                           "--versions", f"mlx=={mlx},0.0.7,0.0.8", "--rounds", "2", "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 1, done.stdout + done.stderr  # one environment could not be made
     assert "mlxbench: mlx==0.0.7: could not install: " in done.stdout
     assert re.search(r"mlx(\[cpu\])?==0\.0\.7", done.stdout.split("could not install: ")[1].splitlines()[0])
+    assert ("mlxbench: mlx==0.0.8 (with mlx-lm==" in done.stdout and "): mlxbench cannot run with it: "
+            "AttributeError: module 'mlx.core' has no attribute 'x'; the other targets still run" in done.stdout)
     folder = tmp_path / "out" / f"000-mlx=={mlx}"
     env_json = store.read_env(folder)
     assert env_json["versions"]["mlx"] == mlx and env_json["mlx"]["version"] == mlx  # read in that interpreter

@@ -70,7 +70,8 @@ def open_target(target: Target, out: Path, suite: dict) -> tuple[Path, str]:
     env = store.read_env(run_dir)
     if not env:
         if target.python:
-            env = capture_in(target.python)
+            free = {k: v for k, v in (target.versions or {}).get("versions", {}).items() if f"{k}==" not in target.label}
+            env = capture_in(target.python, " ".join([target.label, *(f"(with {k}=={v})" for k, v in free.items())]))
         else:
             record_environment(run_dir, calibrate=False)
             env = store.read_env(run_dir)
@@ -81,7 +82,7 @@ def open_target(target: Target, out: Path, suite: dict) -> tuple[Path, str]:
     return run_dir, env["env_id"]
 
 
-def capture_in(python: str) -> dict:
+def capture_in(python: str, label: str) -> dict:
     """The environment as ``python`` (another environment's interpreter) sees it: its MLX, its packages."""
     import json
     import subprocess
@@ -92,7 +93,8 @@ def capture_in(python: str) -> dict:
                           env={**os.environ, "PYTHONPATH": root})
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        raise RuntimeError(f"{python}: could not read its environment: {last}")
+        # An mlxbench feature this release lacks: the target cannot run, the others still do.
+        raise TargetProblem(f"{label}: mlxbench cannot run with it: {last}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
