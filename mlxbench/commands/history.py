@@ -33,6 +33,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--pins", action="append", default=[], metavar='"A==1 B==2"',
                         help="a whole pin set, one environment (repeatable)")
     parser.add_argument("--profile", default=None, help="the suite's profile (e.g. quick)")
+    parser.add_argument("--only", action="extend", nargs="+", default=[], metavar="VARIANT",
+                        help="measure only these variants of the suite")
     commit_targets.add_arguments(parser)
     parser.add_argument("--range", dest="commits", metavar="A..B",
                         help="the commits from A to B (both measured), oldest first")
@@ -96,7 +98,7 @@ def _versions(args) -> int:
     sets = pin_sets(args.versions, args.pins)
     if not sets:
         raise UserError(f"{args.suite}: expected --versions PKG==A,B,… or --pins \"A==1 B==2\" (a history needs versions)")
-    suite = load(args.suite, profile=args.profile)
+    suite = load(args.suite, profile=args.profile, only=args.only)
     cases, declared = expand(suite), suite.workload_cls.declared_metrics()
     out = Path(args.out or Path("results", "history", suite.name)).resolve()
     targets = version_targets.targets(sets)
