@@ -29,6 +29,9 @@ COMMANDS = {
     "env": ("mlxbench.commands.env", "show the environment every run records, with a calibration"),
     "estimate": ("mlxbench.commands.estimate", "estimate a case's peak memory; calibrate the estimate from a run"),
     "fit": ("mlxbench.commands.fit", "find the fastest configuration whose measured peak fits a memory budget"),
+    "db": ("mlxbench.commands.db", "store run folders in the results database (SQLite or PostgreSQL)"),
+    "history": ("mlxbench.commands.history", "measure a workload at each of your commits, rounds interleaved"),
+    "bisect": ("mlxbench.commands.bisect", "find the first commit where a figure got worse"),
 }
 
 

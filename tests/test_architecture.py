@@ -19,7 +19,7 @@ RANKS = {
     "workloads": 3,
     "estimate": 3.5,
     "suite": 4,
-    "run": 5, "report": 5,
+    "run": 5, "report": 5, "history": 5.5,
     "commands": 6, "cli": 7, "__main__": 8, "__init__": 8,
 }
 MAX_MODULE_LINES = 400

@@ -58,10 +58,14 @@ PR_SET_CHILD_SUBREAPER = 36  # Linux prctl option
 LOGS = "logs"  # each case's worker output: logs/<case id>.log
 
 
-def _child_environment(case: Case) -> dict:
-    """The worker sees what this process imports from: its sys.path, and the suite's directory."""
+def _child_environment(case: Case, python: str | None = None) -> dict:
+    """The worker sees what this process imports from: its sys.path, and the suite's directory.
+
+    Run by another interpreter (``python``: a history's environment of other package versions), it
+    sees only this mlxbench's source and the suite's directory; the rest is that environment's own."""
     env = dict(os.environ)
-    paths = [p for p in sys.path if p] + list(case.workload_path)
+    own = [p for p in sys.path if p] if python is None else [str(Path(__file__).resolve().parents[2])]
+    paths = own + list(case.workload_path)
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return env
 
@@ -82,8 +86,10 @@ def _remove_orphaned_case_folders() -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_isolated(case: Case, run_dir: Path, tick=lambda: None) -> dict:
-    """Run ``case`` in a fresh worker process and return its outcome, built here if the worker died."""
+def run_isolated(case: Case, run_dir: Path, tick=lambda: None, python: str | None = None) -> dict:
+    """Run ``case`` in a fresh worker process and return its outcome, built here if the worker died.
+
+    ``python``: the interpreter of the worker (default this one's)."""
     logs = run_dir / LOGS
     logs.mkdir(exist_ok=True)
     log_path = logs / f"{case.case_id}.log"
@@ -93,10 +99,10 @@ def run_isolated(case: Case, run_dir: Path, tick=lambda: None) -> dict:
     # worker write its outcome, so that the record is what fails to be written (one line, exit 2).
     with tempfile.TemporaryDirectory(prefix=CASE_FOLDER_PREFIX) as work:
         (Path(work) / CASE_FOLDER_OWNER).write_text(str(os.getpid()))
-        return _run_worker(case, Path(work), log_path, tick)
+        return _run_worker(case, Path(work), log_path, tick, python)
 
 
-def _run_worker(case: Case, work: Path, log_path: Path, tick) -> dict:
+def _run_worker(case: Case, work: Path, log_path: Path, tick, python: str | None = None) -> dict:
     case_path, outcome_path = work / "case.json", work / "outcome.json"
     case_path.write_text(json.dumps(case.to_dict()), encoding="utf-8")
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -107,9 +113,9 @@ def _run_worker(case: Case, work: Path, log_path: Path, tick) -> dict:
     try:
         proc = subprocess.Popen(
             # mlxbench.run.worker, or for a case of several ranks the mlx.launch of mlxbench.run.launch
-            [sys.executable, "-m", worker_module(case), str(case_path), str(outcome_path)],
+            [python or sys.executable, "-m", worker_module(case), str(case_path), str(outcome_path)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True, env=_child_environment(case),
+            start_new_session=True, env=_child_environment(case, python),
         )
         log.start(proc.stdout)
         stopped, free_fraction = _watch(proc, case, start, tick, before, seen)
