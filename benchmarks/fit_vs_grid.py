@@ -28,13 +28,14 @@ import numpy as np
 import mlxbench  # noqa: F401  (BLAS before mlx.core)
 from mlxbench.commands.fit import Measurer, estimator, fixed_settings, make_suite, parse_budget, settings_label
 from mlxbench.run import advisor
+from mlxbench.workloads import get
 from mlxbench.run.rundir import open_run_dir, record_environment
 
 TOLERANCE = 0.03
 
 
 def grid_settings(families: list[dict], max_batch: int) -> list[dict]:
-    return [{**f, "batch_size": b} for f in families for b in advisor.family_batches(f, max_batch)]
+    return [{**f, "batch_size": b} for f in families for b in advisor.family_batches(get("train").search_space, f, max_batch)]
 
 
 @contextmanager
@@ -47,11 +48,11 @@ def measuring(args, fixed: dict, budget: float, kind: str, resume: str | None = 
     suite.name = f"{suite.name}-{kind}"
     with open_run_dir(suite, args.out, resume) as run_dir:
         env_id = record_environment(run_dir, calibrate=False)
-        yield Measurer(suite, run_dir, env_id, advisor.SPACES["train"].objective)
+        yield Measurer(suite, run_dir, env_id, get("train").search_space.objective)
 
 
 def run_both(args, fixed: dict, budget: float) -> tuple[advisor.Search, list[advisor.Trial]]:
-    space = advisor.SPACES["train"]
+    space = get("train").search_space
     families = advisor.families_for(space, fixed)
     with measuring(args, fixed, budget, "fit") as measurer:
         search = advisor.Search(space, families, budget, args.margin, estimator("train", fixed, measurer.env_id),

@@ -20,7 +20,8 @@ import mlxbench  # noqa: F401  (BLAS before mlx.core)
 import mlx.core as mx
 
 from mlxbench.estimate import calibrate
-from mlxbench.estimate.model import DEFAULT_CONSTANTS, estimate, train_terms
+from mlxbench.estimate.model import default_constants, estimate
+from mlxbench.workloads._train_memory import train_terms
 
 
 def get_terms(params: dict) -> dict:
@@ -152,7 +153,7 @@ def test_calibration_refits_constants_and_says_so(tmp_path, monkeypatch):
     assert not other.calibrated and "not calibrated" in other.basis
     # Fitted to these very rows, the calibrated model is at least as close as the defaults, in the sum of
     # squared relative errors it minimizes (over the rows the forward/backward, not the update, sets).
-    fitted = [(p, m) for p, m in rows if not calibrate._update_dominates(get_terms(p), DEFAULT_CONSTANTS["train"])]
+    fitted = [(p, m) for p, m in rows if not calibrate._update_dominates(get_terms(p), default_constants("train"))]
 
     def total(constant_set):
         return sum(error(estimate("train", p, constant_set).peak_bytes, m) ** 2 for p, m in fitted)

@@ -247,8 +247,7 @@ def render_run(run, comparison: dict | None = None, compare_label: str = "") -> 
         compare_summary=_compare_summary(comparison) if comparison else "",
         started=min((r.started_at for r in run.records), default=""),
         roofline=roofline.section(run),
-        framework_rows=frameworks.ratio_rows(run),
-        framework_claim=frameworks.CLAIM_TEXT,
+        paired_sections=frameworks.sections(run),
     )
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-
 from mlxbench import workloads
 from mlxbench.suite.source import did_you_mean
 from mlxbench.workloads.base import Workload
@@ -16,22 +13,8 @@ def workload_class(spec: str, search_path: tuple[str, ...] = ()) -> type[Workloa
     ``module`` is imported from sys.path, then from the ``search_path`` directories
     (the suite's own directory). LookupError says why it could not be found.
     """
-    if ":" not in spec:
-        try:
-            return workloads.get(spec)
-        except KeyError:
-            raise LookupError(f"expected one of {', '.join(workloads.names())} or 'module:Class', "
-                              f"got {spec!r}{did_you_mean(spec, workloads.names())}") from None
-    module_name, _, class_name = spec.partition(":")
-    for directory in search_path:
-        if directory not in sys.path:
-            sys.path.append(directory)
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise LookupError(f"expected an importable module, got {spec!r} ({err})") from None
-    cls = getattr(module, class_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, Workload)):
-        raise LookupError(f"expected a Workload subclass {class_name!r} in module {module_name!r}, got "
-                          f"{'nothing' if cls is None else type(cls).__name__}")
-    return cls
+        return workloads.resolve(spec, search_path)
+    except LookupError as err:
+        hint = "" if ":" in spec else did_you_mean(spec, workloads.names())
+        raise LookupError(f"{err}{hint}") from None

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 
 from mlxbench.workloads.base import REGISTRY, Param, Workload, register
 
-__all__ = ["Param", "Workload", "register", "get", "names"]
+__all__ = ["Param", "Workload", "register", "get", "names", "resolve"]
 
 SHARED_MODULES = {"base", "models", "data"}
 
@@ -28,3 +29,29 @@ def get(name: str) -> type[Workload]:
     if name not in REGISTRY and name in names():
         importlib.import_module(f"mlxbench.workloads.{name}")
     return REGISTRY[name]
+
+
+def resolve(spec: str, search_path: tuple[str, ...] = ()) -> type[Workload]:
+    """The workload a suite names: a shipped one (``train``) or ``module:Class`` from the user.
+
+    ``module`` is imported from sys.path, then from the ``search_path`` directories
+    (the suite's own directory). LookupError says why it could not be found.
+    """
+    if ":" not in spec:
+        try:
+            return get(spec)
+        except KeyError:
+            raise LookupError(f"expected one of {', '.join(names())} or 'module:Class', got {spec!r}") from None
+    module_name, _, class_name = spec.partition(":")
+    for directory in search_path:
+        if directory not in sys.path:
+            sys.path.append(directory)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise LookupError(f"expected an importable module, got {spec!r} ({err})") from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Workload)):
+        raise LookupError(f"expected a Workload subclass {class_name!r} in module {module_name!r}, got "
+                          f"{'nothing' if cls is None else type(cls).__name__}")
+    return cls
