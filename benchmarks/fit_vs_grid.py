@@ -27,6 +27,7 @@ import numpy as np
 
 import mlxbench  # noqa: F401  (BLAS before mlx.core)
 from mlxbench.commands.fit import Measurer, estimator, fixed_settings, make_suite, parse_budget, settings_label
+from mlxbench import stats
 from mlxbench.run import advisor
 from mlxbench.workloads import get
 from mlxbench.run.rundir import open_run_dir, record_environment
@@ -68,10 +69,9 @@ def head_to_head(args, fixed: dict, budget: float, picks: dict[str, dict]) -> di
     """Each pick's tokens/s, measured again in ``args.rounds`` alternating rounds (ABBA)."""
     speeds: dict[str, list[float]] = {name: [] for name in picks}
     with measuring(args, fixed, budget, "head-to-head") as measurer:
-        for round_ in range(args.rounds):
-            for name in (list(picks) if round_ % 2 == 0 else list(picks)[::-1]):
-                print(f"  {name}'s pick:", flush=True)
-                speeds[name].append(measurer(picks[name], round_ + 1).speed or float("nan"))
+        for round_, name in stats.alternating(list(picks), args.rounds):
+            print(f"  {name}'s pick:", flush=True)
+            speeds[name].append(measurer(picks[name], round_).speed or float("nan"))
     return speeds
 
 
@@ -129,7 +129,7 @@ def main(argv: list[str]) -> int:
               f"the grid's {np.median(speeds['grid']):,.1f} tokens/s, median ratio {gap + 1:.3f} "
               f"(rounds: {', '.join(f'{r:.3f}' for r in ratios)})")
     speed = "met" if gap >= -TOLERANCE else "NOT met"
-    if ratios and min(ratios) < 1 - TOLERANCE <= max(ratios):
+    if ratios and stats.straddles(ratios, 1 - TOLERANCE) == "cannot tell":
         speed = (f"cannot tell: the rounds straddle −{TOLERANCE:.0%} ({min(ratios):.3f} … {max(ratios):.3f}); "
                  "more --rounds or a quieter machine")
     cases = "met" if search.searched <= len(grid) / 2 else "NOT met"

@@ -16,13 +16,13 @@ import csv
 import io
 import json
 import math
-import statistics
 from pathlib import PurePath
 
 from mlxbench.errors import UserError
 from mlxbench.report.text import flat_rows
 from mlxbench.results.metrics import samples_of, value_of
 from mlxbench.results.record import latest_by_case
+from mlxbench.stats import mean_and_stdev
 
 # llama-bench's fields, in its order (its README's CSV header and JSON); samples only in JSON.
 FIELDS = ("build_commit", "build_number", "cpu_info", "gpu_info", "backends", "model_filename", "model_type",
@@ -42,10 +42,6 @@ def name_of_test(n_prompt: int, n_gen: int, n_depth: int) -> str:
 def _int(figure) -> int | None:
     value = value_of(figure)
     return None if value is None else int(value)
-
-
-def _stats(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def _timing(record) -> tuple[list[float], list[float] | None]:
@@ -107,10 +103,10 @@ def row(record, env: dict, fields: dict | None = None) -> dict:
         "samples_ns": [round(v) for v in ns], "samples_ts": ts or [],
     }
     if ns:
-        avg, sd = _stats(ns)
+        avg, sd = mean_and_stdev(ns)
         out.update(avg_ns=round(avg), stddev_ns=round(sd))
     if ts:
-        out.update(zip(("avg_ts", "stddev_ts"), _stats(ts)))
+        out.update(zip(("avg_ts", "stddev_ts"), mean_and_stdev(ts)))
     return out
 
 

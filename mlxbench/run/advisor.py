@@ -18,6 +18,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
+from mlxbench import stats
 from mlxbench.workloads.base import SearchSpace
 
 SATURATION = 0.03  # a doubling that gains less than this has reached the plateau
@@ -102,7 +103,7 @@ class Search:
     @property
     def best(self) -> Trial | None:
         if self.runoff:
-            return max(self.runoff, key=lambda t: t.runoff_speed)
+            return self.runoff[stats.best_by_median({i: t.runoff_speeds for i, t in enumerate(self.runoff)})]
         fitting = [t for t in self.trials.values() if t.fits(self.limit)]
         return max(fitting, key=lambda t: t.speed, default=None)
 
@@ -213,10 +214,9 @@ class Search:
                             key=lambda t: -t.speed)[:RUNOFF_MAX]
         if len(contenders) < 2:
             return
-        for round_ in range(1, self.runoff_rounds + 1):
-            for t in contenders if round_ % 2 else contenders[::-1]:
-                again = self.remeasure(t.settings, round_)
-                t.runoff_speeds.append(again.speed if again.fits(self.limit) else 0.0)
+        for round_, t in stats.alternating(contenders, self.runoff_rounds):
+            again = self.remeasure(t.settings, round_)
+            t.runoff_speeds.append(again.speed if again.fits(self.limit) else 0.0)
         self.runoff = contenders
 
     def run(self) -> Trial | None:
