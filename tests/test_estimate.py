@@ -156,7 +156,7 @@ def test_generation_estimate_counts_the_kv_cache_at_depth(weights):
     assert abs(error(estimated.peak_bytes, measured)) <= DEPTH_TOLERANCE, (
         f"estimated {estimated.peak_bytes / 1e6:.0f} MB, measured {measured / 1e6:.0f} MB: {estimated.parts}")
     shallow = estimate("generate", {**params, "depth": 0})
-    assert estimated.terms["kv_cache"] > 10 * shallow.terms["kv_cache"]  # the depth is in the cache
+    assert estimated.terms["kv_cache"] >= 8 * shallow.terms["kv_cache"]  # 2304 tokens cached, not 256
 
 
 def test_calibration_refits_constants_and_says_so(tmp_path, monkeypatch):
