@@ -36,7 +36,8 @@ TOLERANCE = 0.03
 
 
 def grid_settings(families: list[dict], max_batch: int) -> list[dict]:
-    return [{**f, "batch_size": b} for f in families for b in advisor.family_batches(get("train").search_space, f, max_batch)]
+    space = get("train").search_space
+    return [{**f, "batch_size": b} for f in families for b in advisor.family_batches(space, f, max_batch)]
 
 
 @contextmanager

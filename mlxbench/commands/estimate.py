@@ -15,7 +15,8 @@ from mlxbench.results.record import latest_by_case
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("workload", nargs="?", help="a workload that declares a memory model (train, generate, load or module:Class; not with --calibrate)")
+    parser.add_argument("workload", nargs="?", help="a workload that declares a memory model (train, generate, "
+                                                    "load or module:Class; not with --calibrate)")
     parser.add_argument("--model", default="small", help="a preset or a local model directory (default: small)")
     parser.add_argument("--set", dest="sets", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="workload parameters (value read as YAML)")

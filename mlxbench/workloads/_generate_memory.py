@@ -55,12 +55,13 @@ def generate_terms(p: dict) -> tuple[dict[str, int], dict[str, int]]:
     chunk = max((n for n in updates if n > 1), default=1)
     # mlx-lm quantizes the cache after the first model call: the first chunk is cached at dtype first.
     first = math.ceil(updates[0] / KV_STEP) * KV_STEP if updates else 0
+    block = 2 * s.hidden + s.q_width + 2 * s.kv_width + 3 * s.intermediate  # a block's activations per token
     terms = {
         "kv_cache": round(per_token * tokens * per_value),
         "kv_cache_before_quantization": per_token * first * b if kv_bits else 0,
         # growing copies one layer's cache: the old and the grown one are alive together
         "kv_cache_growth": round(per_token / s.layers * before_growth * per_value),
-        "prefill_activations": plan.batch * chunk * (2 * s.hidden + s.q_width + 2 * s.kv_width + 3 * s.intermediate) * b,
+        "prefill_activations": plan.batch * chunk * block * b,
         "prefill_scores": plan.batch * s.heads * scores * 4,
     }
     return {"weights": s.weight_bytes}, terms

@@ -61,7 +61,8 @@ FRAMEWORKS_SECTION = {
                "the tolerance fails instead."}
 # llama-bench's fields that come from a case's parameters: which parameter each is.
 LLAMA_BENCH_SECTION = {"kind": "llama_bench", "model_file": "model", "weight_bits": "quantization",
-                       "weight_dtype": "dtype", "cache_bits": "kv_bits", "n_batch": "prefill_step_size", "columns": ["prompt_cache"]}
+                       "weight_dtype": "dtype", "cache_bits": "kv_bits", "n_batch": "prefill_step_size",
+                       "columns": ["prompt_cache"]}
 
 
 @dataclass
