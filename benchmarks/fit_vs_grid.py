@@ -27,14 +27,17 @@ import numpy as np
 
 import mlxbench  # noqa: F401  (BLAS before mlx.core)
 from mlxbench.commands.fit import Measurer, estimator, fixed_settings, make_suite, parse_budget, settings_label
+from mlxbench import stats
 from mlxbench.run import advisor
+from mlxbench.workloads import get
 from mlxbench.run.rundir import open_run_dir, record_environment
 
 TOLERANCE = 0.03
 
 
 def grid_settings(families: list[dict], max_batch: int) -> list[dict]:
-    return [{**f, "batch_size": b} for f in families for b in advisor.family_batches(f, max_batch)]
+    space = get("train").search_space
+    return [{**f, "batch_size": b} for f in families for b in advisor.family_batches(space, f, max_batch)]
 
 
 @contextmanager
@@ -47,11 +50,11 @@ def measuring(args, fixed: dict, budget: float, kind: str, resume: str | None = 
     suite.name = f"{suite.name}-{kind}"
     with open_run_dir(suite, args.out, resume) as run_dir:
         env_id = record_environment(run_dir, calibrate=False)
-        yield Measurer(suite, run_dir, env_id, advisor.SPACES["train"].objective)
+        yield Measurer(suite, run_dir, env_id, get("train").search_space.objective)
 
 
 def run_both(args, fixed: dict, budget: float) -> tuple[advisor.Search, list[advisor.Trial]]:
-    space = advisor.SPACES["train"]
+    space = get("train").search_space
     families = advisor.families_for(space, fixed)
     with measuring(args, fixed, budget, "fit") as measurer:
         search = advisor.Search(space, families, budget, args.margin, estimator("train", fixed, measurer.env_id),
@@ -67,10 +70,9 @@ def head_to_head(args, fixed: dict, budget: float, picks: dict[str, dict]) -> di
     """Each pick's tokens/s, measured again in ``args.rounds`` alternating rounds (ABBA)."""
     speeds: dict[str, list[float]] = {name: [] for name in picks}
     with measuring(args, fixed, budget, "head-to-head") as measurer:
-        for round_ in range(args.rounds):
-            for name in (list(picks) if round_ % 2 == 0 else list(picks)[::-1]):
-                print(f"  {name}'s pick:", flush=True)
-                speeds[name].append(measurer(picks[name], round_ + 1).speed or float("nan"))
+        for round_, name in stats.alternating(list(picks), args.rounds):
+            print(f"  {name}'s pick:", flush=True)
+            speeds[name].append(measurer(picks[name], round_).speed or float("nan"))
     return speeds
 
 
@@ -128,7 +130,7 @@ def main(argv: list[str]) -> int:
               f"the grid's {np.median(speeds['grid']):,.1f} tokens/s, median ratio {gap + 1:.3f} "
               f"(rounds: {', '.join(f'{r:.3f}' for r in ratios)})")
     speed = "met" if gap >= -TOLERANCE else "NOT met"
-    if ratios and min(ratios) < 1 - TOLERANCE <= max(ratios):
+    if ratios and stats.straddles(ratios, 1 - TOLERANCE) == "cannot tell":
         speed = (f"cannot tell: the rounds straddle −{TOLERANCE:.0%} ({min(ratios):.3f} … {max(ratios):.3f}); "
                  "more --rounds or a quieter machine")
     cases = "met" if search.searched <= len(grid) / 2 else "NOT met"

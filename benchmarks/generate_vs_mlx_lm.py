@@ -37,6 +37,7 @@ import tempfile
 from pathlib import Path
 
 import mlxbench  # noqa: F401  (before mlx: the optimized BLAS for MLX's CPU backend)
+from mlxbench import stats
 
 SIDES = ("mlx-lm", "mlxbench")
 TRIAL = re.compile(r"Trial \d+:\s+prompt_tps=([\d.]+), generation_tps=([\d.]+)")
@@ -117,14 +118,13 @@ def compare(args) -> int:
     print(f"{args.model_dir}: prompt {args.prompt_tokens} tokens, {args.generation_tokens} generated, "
           f"batch 1, float32, greedy; {args.rounds} rounds × {args.trials} trials after 1 warm-up per process")
     rates = {(side, phase): [] for side in SIDES for phase in ("prefill", "decode")}
-    for round_index in range(args.rounds):
-        for side in SIDES if round_index % 2 == 0 else SIDES[::-1]:
-            result = run_side(args, side)
-            for phase in ("prefill", "decode"):
-                rates[side, phase] += result[phase]
-            print(f"  round {round_index + 1} {side:9s} prefill {statistics.median(result['prefill']):9.1f} "
-                  f"tokens/s, decode {statistics.median(result['decode']):8.1f} tokens/s  "
-                  f"(BLAS: {result['blas']})", flush=True)
+    for round_index, side in stats.alternating(list(SIDES), args.rounds):
+        result = run_side(args, side)
+        for phase in ("prefill", "decode"):
+            rates[side, phase] += result[phase]
+        print(f"  round {round_index} {side:9s} prefill {statistics.median(result['prefill']):9.1f} "
+              f"tokens/s, decode {statistics.median(result['decode']):8.1f} tokens/s  "
+              f"(BLAS: {result['blas']})", flush=True)
     failed = False
     for phase in ("prefill", "decode"):
         ours, theirs = statistics.median(rates["mlxbench", phase]), statistics.median(rates["mlx-lm", phase])
@@ -151,13 +151,12 @@ def compare_depths(args) -> int:
           f"{args.rounds} rounds × {args.trials} trials, alternating")
     rates: dict[int, list[float]] = {d: [] for d in depths}
     failed = False
-    for round_index in range(args.rounds):
-        for depth in depths if round_index % 2 == 0 else depths[::-1]:
-            result = run_side(args, "mlxbench", depth)
-            rates[depth] += result["decode"]
-            if result["n_depth"] != depth:
-                print(f"  the record's n_depth is {result['n_depth']}, not {depth}")
-                failed = True
+    for _, depth in stats.alternating(list(depths), args.rounds):
+        result = run_side(args, "mlxbench", depth)
+        rates[depth] += result["decode"]
+        if result["n_depth"] != depth:
+            print(f"  the record's n_depth is {result['n_depth']}, not {depth}")
+            failed = True
     medians = [statistics.median(rates[d]) for d in depths]
     for depth, median in zip(depths, medians):
         print(f"  tg{args.generation_tokens} @ d{depth}: {median:8.1f} tokens/s (noise ±{half_spread(rates[depth]):.1%})")

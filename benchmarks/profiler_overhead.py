@@ -26,6 +26,7 @@ import numpy as np
 from mlxbench.machine import env
 from mlxbench import workloads
 from mlxbench.machine.profiler import MemorySampler
+from mlxbench import stats
 from mlxbench.stats import median_interval
 
 TARGET_OVERHEAD = 0.01
@@ -85,8 +86,7 @@ def overhead_of(step, args) -> dict:
         step()
     ratios, plain, sampled = [], [], []
     for pair in range(args.pairs):
-        # ABBA: even pairs run without first, odd pairs with first.
-        order = (None, args.interval_s) if pair % 2 == 0 else (args.interval_s, None)
+        order = stats.order_of_round([None, args.interval_s], pair + 1)  # ABBA: without first, then with first
         seconds = {interval: time_block(workload, args.steps_per_block, interval) for interval in order}
         ratios.append(seconds[args.interval_s] / seconds[None] - 1)
         plain.append(seconds[None])

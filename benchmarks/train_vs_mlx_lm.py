@@ -28,7 +28,7 @@ import tempfile
 import time
 
 import mlxbench  # noqa: F401  (before mlx: the optimized BLAS for MLX's CPU backend)
-from mlxbench.stats import median_interval
+from mlxbench import stats
 
 SIDES = ("mlx-lm", "mlxbench")
 
@@ -156,9 +156,9 @@ def in_process(args) -> int:
         for step in sides.values():
             step(i)
     for i in range(args.steps * args.rounds):
-        for name, step in (sides.items() if i % 2 == 0 else reversed(sides.items())):
+        for name in stats.order_of_round(list(sides), i + 1):
             start = time.perf_counter()
-            step(i)
+            sides[name](i)
             rates[name].append(args.batch_size * args.seq_length / (time.perf_counter() - start))
     ours, theirs_ = statistics.median(rates["mlxbench"]), statistics.median(rates["mlx-lm"])
     print(f"in one process, steps alternating ({len(rates['mlxbench'])} each): mlxbench {ours:.1f} tokens/s, "
@@ -187,11 +187,10 @@ def run_side(args, side: str, gc: bool) -> dict:
 
 def verdict(ratios: list[float], tolerance: float) -> tuple[float, float, float, str]:
     """Median of the per-round ratios, its 95% interval, and what they allow us to say."""
-    ratio = statistics.median(ratios)
-    low, high = median_interval(ratios)
-    if low >= 1 - tolerance:
+    ratio, low, high, where = stats.median_against(ratios, 1 - tolerance)
+    if where == "above" or low == 1 - tolerance:
         return ratio, low, high, "at least as fast"
-    if high < 1 - tolerance:
+    if where == "below":
         return ratio, low, high, "SLOWER than mlx-lm beyond noise"
     return ratio, low, high, (f"TOO NOISY to judge (the interval reaches below {1 - tolerance:.2f}): "
                               "rerun with more --rounds on a quiet machine")
@@ -204,7 +203,7 @@ def compare(args) -> int:
     results = {(side, gc): [] for side in SIDES for gc in (False, True)}
     ratios = {False: [], True: []}
     for round_index in range(args.rounds):
-        order = SIDES if round_index % 2 == 0 else SIDES[::-1]
+        order = stats.order_of_round(list(SIDES), round_index + 1)
         for gc in (False, True):
             medians = {}
             for side in order:

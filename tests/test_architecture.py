@@ -68,12 +68,68 @@ def test_imports_go_down_the_layers(module):
     assert not upward, f"{module} (rank {mine}) imports {upward}: dependencies must point down"
 
 
-def test_the_report_names_no_workload():
-    for module, path in MODULES.items():
-        if _part(module) == "report":
-            text = path.read_text()
-            for word in ('"train"', '"generate"', '"load"', '"matmul"', "decode_tokens", "tokens_per_s"):
-                assert word not in text, f"{module} names a workload's figure: {word}"
+# Parts that must work for any workload, so name none: they read what a workload declares.
+WORKLOAD_BLIND = ("mlxbench.report", "mlxbench.estimate", "mlxbench.run.advisor")
+PARAMETER_READS = {"params", "p", "sweep", "settings", "fixed"}  # what a case's parameters are called
+
+
+def _shipped_workloads() -> list:
+    from mlxbench import workloads
+
+    return [workloads.get(name) for name in workloads.names()]
+
+
+def _reads_a_parameter(node: ast.AST, parent: ast.AST, grandparent: ast.AST | None = None) -> bool:
+    """``params["x"]``, ``r.params.get("x")``, ``sweep["x"]``, ``PARAM = "x"``: a literal used as (or kept to
+    be) a key of a case's parameters."""
+    def named(x):
+        return (isinstance(x, ast.Name) and x.id in PARAMETER_READS) or (
+            isinstance(x, ast.Attribute) and x.attr in PARAMETER_READS)
+
+    if isinstance(parent, (ast.Assign, ast.AnnAssign)) or (  # PARAM = "framework": a read waiting to happen
+            isinstance(parent, ast.Tuple) and isinstance(grandparent, ast.Assign)):
+        return True
+    if isinstance(parent, ast.Subscript) and parent.slice is node:
+        return named(parent.value)
+    return (isinstance(parent, ast.Call) and node in parent.args and isinstance(parent.func, ast.Attribute)
+            and parent.func.attr in ("get", "pop", "setdefault") and named(parent.func.value))
+
+
+def _literals(path: Path):
+    tree = ast.parse(path.read_text())
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node, parents.get(node), parents.get(parents.get(node))
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith(WORKLOAD_BLIND)))
+def test_the_generic_parts_name_no_workload_and_no_parameter(module):
+    """By reading the code: no shipped workload's name, and none of its parameters read by name or spelled
+    out (a parameter that is one plain word, such as ``model`` or ``test``, only where it is read)."""
+    from mlxbench.workloads.distributed import DISTRIBUTED_PARAM
+    from mlxbench.workloads.memory_settings import NAMES as MEMORY_SETTINGS
+
+    shipped = _shipped_workloads()
+    names = {cls.name for cls in shipped}
+    # The runner's own parameters, which every workload that runs on several ranks or under MLX's limits shares.
+    runner = {DISTRIBUTED_PARAM.name, *MEMORY_SETTINGS}
+    params = {p.name for cls in shipped for p in cls.params} - runner
+    found = []
+    for node, parent, grandparent in _literals(MODULES[module]):
+        word = node.value
+        if word in names or (word in params and ("_" in word or _reads_a_parameter(node, parent, grandparent))):
+            found.append(f"line {node.lineno}: {word!r}")
+    assert not found, f"{module} names a workload or a workload parameter: {', '.join(found)}"
+
+
+def test_the_blind_check_sees_a_parameter_read():
+    """The check above can fail: it finds the reads a workload-specific report would make."""
+    tree = ast.parse('r.params["framework"]; x = params.get("model"); f("kv_bits"); z = sweep["test"]; P, Q = "n", 1')
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    reads = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+             and _reads_a_parameter(n, parents[n], parents.get(parents[n]))]
+    assert sorted(reads) == ["framework", "model", "n", "test"]
 
 
 def test_there_is_no_import_cycle():

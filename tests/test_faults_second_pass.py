@@ -83,8 +83,8 @@ def _search_where_every_candidate(status: str, max_batch: int = 4) -> advisor.Se
     def measure(settings):
         return advisor.Trial(dict(settings), 10**8, status=status, speed=None)
 
-    families = advisor.families_for(advisor.SPACES["train"], {})
-    search = advisor.Search(advisor.SPACES["train"], families, 10**9, 0.0, lambda s: 10**8, measure,
+    families = advisor.families_for(workloads.get("train").search_space, {})
+    search = advisor.Search(workloads.get("train").search_space, families, 10**9, 0.0, lambda s: 10**8, measure,
                             max_batch=max_batch)
     search.run()
     return search
@@ -102,7 +102,7 @@ def test_fit_blames_the_budget_when_candidates_ran_out_of_memory(tmp_path):
 
 
 def test_fit_says_nothing_was_measured_when_nothing_was(tmp_path):
-    search = advisor.Search(advisor.SPACES["train"], [], 10**9, 0.0, lambda s: 10**8, None, max_batch=4)
+    search = advisor.Search(workloads.get("train").search_space, [], 10**9, 0.0, lambda s: 10**8, None, max_batch=4)
     search.run()
     error = fit_output.no_answer(search, tmp_path)
     assert "no candidate was measured" in str(error) and "budget" not in str(error)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from mlxbench.run import advisor
+from mlxbench.workloads import get
 
 ROOT = Path(__file__).resolve().parent.parent
 GB = 1e9
@@ -40,15 +41,15 @@ def make_search(budget: float) -> tuple[advisor.Search, list]:
     def estimate(settings):
         return int(synthetic(settings)[1] * 1.05)  # a little pessimistic, as a real estimate may be
 
-    families = advisor.families_for(advisor.SPACES["train"], {})
-    return advisor.Search(advisor.SPACES["train"], families, budget, 0.0, estimate, measure, max_batch=64), measured
+    families = advisor.families_for(get("train").search_space, {})
+    return advisor.Search(get("train").search_space, families, budget, 0.0, estimate, measure, max_batch=64), measured
 
 
 def test_search_finds_the_grids_best_running_at_most_half_its_cases():
     budget = 1.5 * GB
     search, measured = make_search(budget)
     best = search.run()
-    grid = [{**f, "batch_size": b} for f in search.families for b in advisor.family_batches(f, 64)]
+    grid = [{**f, "batch_size": b} for f in search.families for b in advisor.family_batches(search.space, f, 64)]
     fitting = [synthetic(s)[0] for s in grid if synthetic(s)[1] <= budget]
     assert best is not None and best.speed >= 0.97 * max(fitting)
     assert len(measured) <= len(grid) / 2, f"measured {len(measured)} of a {len(grid)}-case grid"
@@ -91,14 +92,14 @@ def test_candidates_within_the_noise_are_measured_again_head_to_head_and_the_fas
         return trial(settings, true_speed[settings["batch_size"]])
 
     plain = [{"gradient_checkpointing": False, "micro_batch_size": None}]
-    search = advisor.Search(advisor.SPACES["train"], plain, 10 * GB, 0.0, lambda s: GB,
+    search = advisor.Search(get("train").search_space, plain, 10 * GB, 0.0, lambda s: GB,
                             lambda s: trial(s, first[s["batch_size"]]), max_batch=4, remeasure=remeasure)
     best = search.run()
     assert best.settings["batch_size"] == 4 and best.runoff_speed == 113.0
     # batch 1 is more than 5% behind: not a contender; the two others alternate, round by round
     assert rounds == [(1, 2), (1, 4), (2, 4), (2, 2)]
     assert search.searched == 3 + 4
-    without = advisor.Search(advisor.SPACES["train"], plain, 10 * GB, 0.0, lambda s: GB,
+    without = advisor.Search(get("train").search_space, plain, 10 * GB, 0.0, lambda s: GB,
                              lambda s: trial(s, first[s["batch_size"]]), max_batch=4)
     assert without.run().settings["batch_size"] == 2 and not without.runoff  # what a single measurement says
 

@@ -111,8 +111,9 @@ def test_a_run_of_both_frameworks_reports_their_ratio(tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     run_dir = next((tmp_path / "results" / "vs").iterdir())
-    [row] = frameworks.ratio_rows(load_run(run_dir))
-    assert (row["mlx"], row["torch"]) == ("MLX", "PyTorch")
+    [section] = frameworks.sections(load_run(run_dir))  # declared by generate, carried in the run's suite.yaml
+    [row] = section["rows"]
+    assert (row["subject"], row["reference"]) == ("MLX", "PyTorch")
     labels = [c["label"] for c in row["rates"]]
     assert any("Prefill" in label for label in labels) and any("Decode" in label for label in labels)
     assert all(c["ratio"].endswith("×") for c in row["rates"])

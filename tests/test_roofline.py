@@ -81,6 +81,25 @@ def test_the_report_shows_each_phase_s_share_of_the_ceilings_and_the_roofline_ch
     assert "<svg" in section and "Arithmetic intensity" in section
 
 
+def test_every_format_carries_each_case_s_mfu_and_bandwidth_utilisation(calibrated_run):
+    run = load_run(calibrated_run)
+    page = render_run(run)
+    section = page[page.index('id="roofline"'):page.index('id="failed"')]
+    in_html = sorted(float(s) for s in re.findall(r'data-metric="(?:mfu|bandwidth_utilisation)">([\d.]+)%<', section))
+    done = subprocess.run([sys.executable, "-m", "mlxbench", "report", str(calibrated_run), "--format", "json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = [r for r in json.loads(done.stdout) if r["status"] == "ok"]
+    names = ("prefill_mfu", "prefill_bandwidth_utilisation", "decode_mfu", "decode_bandwidth_utilisation")
+    shares = [r[n] for r in rows for n in names if r.get(n) is not None]
+    assert rows and all(0 < s < 1 for s in shares) and len(shares) == len(in_html)
+    assert sorted(round(100 * s, 1) for s in shares) == in_html  # computed once: the same figures as the page
+    for fmt in ("csv", "jsonl", "sql"):
+        text = subprocess.run([sys.executable, "-m", "mlxbench", "report", str(calibrated_run), "--format", fmt],
+                              capture_output=True, text=True, timeout=120).stdout
+        assert "decode_bandwidth_utilisation" in text, fmt
+
+
 def test_a_run_calibrated_by_an_older_copy_says_its_shares_are_not_judged(calibrated_run, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(calibrated_run, old)

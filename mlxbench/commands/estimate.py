@@ -16,7 +16,8 @@ from mlxbench.results.record import latest_by_case
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("workload", nargs="?", help="train, generate or load (not with --calibrate)")
+    parser.add_argument("workload", nargs="?", help="a workload that declares a memory model (train, generate, "
+                                                    "load or module:Class; not with --calibrate)")
     parser.add_argument("--model", type=options.non_empty, default="small",
                         help="a preset or a local model directory (default: small)")
     parser.add_argument("--set", dest="sets", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
@@ -29,11 +30,12 @@ def main(args) -> int:
     if args.calibrate:
         return calibrate_from(args.calibrate)
     if not args.workload or not supports(args.workload):
-        raise UserError(f"workload: expected train, generate or load, got {args.workload!r}")
+        raise UserError(f"workload: expected a workload with a memory model (train, generate, load or "
+                        f"module:Class), got {args.workload!r}")
     from mlxbench.commands.fit import fixed_settings
-    from mlxbench.workloads import get
+    from mlxbench.workloads import resolve
 
-    params = {**get(args.workload).defaults(), **fixed_settings(args.workload, args.model, args.sets)}
+    params = {**resolve(args.workload).defaults(), **fixed_settings(args.workload, args.model, args.sets)}
     result = estimate_or_reason(args.workload, params, current_env_id())
     if isinstance(result, str):
         raise UserError(f"--model {args.model}: {result}")

@@ -23,16 +23,18 @@ from mlxbench.run.runner import make_record
 from mlxbench.run.supervise import run_isolated
 from mlxbench.results.units import MB
 from mlxbench.suite.case import Case, case_of, settings_label
+from mlxbench.suite.lookup import workload_class
 from mlxbench.suite.schema import Suite, parse_set
 from mlxbench.suite.source import Source
-from mlxbench.workloads import get
+from mlxbench.workloads import get, resolve
 
 FIT_SOURCE = Source("mlxbench fit")  # where a --set came from, in its error message
 SAFE_SHARE = 0.8  # of the memory available now: what "the machine can safely give"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("workload", choices=tuple(advisor.SPACES), help="what to fit")
+    parser.add_argument("workload", type=options.non_empty, help="what to fit: a workload that declares a search "
+                                                                  f"space ({', '.join(searchable())}) or module:Class")
     parser.add_argument("--model", type=options.non_empty, default="small",
                         help="a preset or a local model directory (default: small)")
     parser.add_argument("--set", dest="sets", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
@@ -58,6 +60,25 @@ def add_arguments(parser) -> None:
     parser.add_argument("--report", action="store_true", help="write the HTML report under reports/")
 
 
+def searchable() -> list[str]:
+    """The shipped workloads that declare a search space."""
+    from mlxbench.workloads import names
+
+    return [n for n in names() if get(n).search_space is not None]
+
+
+def workload_space(workload: str) -> advisor.Space:
+    """The search space ``workload`` declares; UserError (exit 2) if it has none or cannot be found."""
+    try:
+        space = workload_class(workload, (str(Path.cwd()),)).search_space
+    except LookupError as err:
+        raise UserError(f"workload: {err}") from None
+    if space is None:
+        raise UserError(f"workload: expected a workload with a search space ({', '.join(searchable())} or "
+                        f"module:Class), got {workload!r}, which is not searchable")
+    return space
+
+
 def parse_budget(text: str | float | None) -> float:
     """Bytes from '16GB', '800 MB', '1.5GiB' (or bytes already parsed by --budget's type); None: SAFE_SHARE
     of the memory available now."""
@@ -81,9 +102,9 @@ def resumed_budget(run_dir: str) -> float:
 
 def fixed_settings(workload: str, model: str, sets: list[str]) -> dict:
     """The model and every --set (read by the suite's own ``parse_set``), each checked against its Param."""
-    cls = get(workload)
+    cls = resolve(workload)
     declared = {p.name: p for p in cls.params}
-    fixed = {"model": model}
+    fixed = {"model": model} if "model" in declared else {}
     for item in sets:
         key, value = parse_set(item, FIT_SOURCE)
         if key not in declared:
@@ -98,8 +119,8 @@ def fixed_settings(workload: str, model: str, sets: list[str]) -> dict:
 
 
 def make_suite(args, fixed: dict, budget: float) -> Suite:
-    cls = get(args.workload)
-    name = f"fit-{args.workload}-{Path(args.model).name}"
+    cls = resolve(args.workload)
+    name = f"fit-{args.workload.replace(':', '-')}-{Path(args.model).name}"
     return Suite(name=name, workload=args.workload, workload_cls=cls, baseline="candidate",
                  description=f"mlxbench fit: the fastest {args.workload} configuration under {gb(budget)}",
                  warmup=args.warmup, repeat=args.repeat, timeout=args.timeout, seed=0,
@@ -146,21 +167,22 @@ class Measurer:
 
 def estimator(workload: str, fixed: dict, env_id: str | None):
     def estimate(settings: dict) -> int:
-        result = estimate_or_reason(workload, {**get(workload).defaults(), **fixed, **settings}, env_id)
+        result = estimate_or_reason(workload, {**resolve(workload).defaults(), **fixed, **settings}, env_id)
         return 0 if isinstance(result, str) else result.peak_bytes  # no estimate: measure, the limit stops it
     return estimate
 
 
-def check_possible(workload: str, fixed: dict, families: list[dict], estimate, budget: float) -> None:
+def check_possible(workload: str, space: advisor.Space, fixed: dict, families: list[dict], estimate,
+                   budget: float) -> None:
     """UserError (exit 2) when even the smallest configuration cannot fit the budget."""
-    params = {**get(workload).defaults(), **fixed}
+    params = {**resolve(workload).defaults(), **fixed}
     weights = weights_bytes(workload, params)
     dtype = params.get("dtype") or "float32"
     bits = f", {params['quantization']}-bit" if params.get("quantization") else ""
     def first_batch(family: dict) -> int:
-        return params["batch_size"] if "batch_size" in fixed else advisor.family_batches(family)[0]
+        return params[space.axis] if space.axis in fixed else advisor.family_batches(space, family)[0]
 
-    smallest = min(({**f, "batch_size": first_batch(f)} for f in families), key=estimate)
+    smallest = min(({**f, space.axis: first_batch(f)} for f in families), key=estimate)
     need = estimate(smallest)
     if weights > budget or need > budget:
         raise UserError(f"--budget {gb(budget)}: nothing fits: the smallest configuration ({settings_label(smallest)}) "
@@ -171,17 +193,17 @@ def main(args) -> int:
     from mlxbench.commands import fit_output
 
     budget = parse_budget(args.budget) if args.budget or not args.resume else resumed_budget(args.resume)
+    space = workload_space(args.workload)
     fixed = fixed_settings(args.workload, args.model, args.sets)
-    space = advisor.SPACES[args.workload]
     families = advisor.families_for(space, fixed)
     suite = make_suite(args, fixed, budget)
-    check_possible(args.workload, fixed, families, estimator(args.workload, fixed, current_env_id()), budget)
+    check_possible(args.workload, space, fixed, families, estimator(args.workload, fixed, current_env_id()), budget)
     with open_run_dir(suite, args.out, args.resume) as run_dir:
         env_id = record_environment(run_dir, calibrate=False)
         estimate = estimator(args.workload, fixed, env_id)
         measurer = Measurer(suite, run_dir, env_id, space.objective)
         search = advisor.Search(space, families, budget, args.margin, estimate, measurer, max_batch=args.max_batch,
-                                fixed_batch=fixed.get("batch_size"), remeasure=measurer,
+                                fixed_batch=fixed.get(space.axis), remeasure=measurer,
                                 runoff_rounds=args.runoff_rounds)
         best = search.run()
         rules = {} if args.no_rules_of_thumb else fit_output.measure_rules(

@@ -9,17 +9,19 @@ from mlxbench.errors import UserError
 from mlxbench.estimate.model import gb, weights_bytes
 from mlxbench.run import advisor
 from mlxbench.suite.case import settings_label
-from mlxbench.workloads import get
+from mlxbench.workloads import resolve
 
 
 def measure_rules(workload: str, search: advisor.Search, measurer, fixed: dict, budget: float) -> dict:
     """Each rule of thumb's pick, measured (or reused, if the search already measured it), by rule name."""
-    params = {**get(workload).defaults(), **fixed}
-    picks = advisor.rule_of_thumb_settings(workload, search.best, weights_bytes(workload, params), budget, fixed)
+    params = {**resolve(workload).defaults(), **fixed}
+    rules = search.space.rules_of_thumb
+    best = search.best.settings if search.best else None
+    picks = rules(best, weights_bytes(workload, params), budget, fixed) if rules else {}
     out = {}
     for name, settings in picks.items():
-        family = {k: v for k, v in settings.items() if k != "batch_size"}
-        trial = search.trial(family, settings["batch_size"])
+        family = {k: v for k, v in settings.items() if k != search.space.axis}
+        trial = search.trial(family, settings[search.space.axis])
         if not trial.measured:  # the rule does not look at the estimate: measure what it picked anyway
             trial = search.trials[search.key(settings)] = measurer(settings)
         trial.tags.append(name)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlxbench.estimate.model import DEFAULT_CONSTANTS, TERMS, UPDATE, Estimate, estimate
+from mlxbench.estimate.model import UPDATE, Estimate, default_constants, estimate, terms_of
 
 MIN_RECORDS = 3  # fewer measured cases than this fit noise, not constants
 
@@ -32,13 +32,12 @@ def fit(workload: str, rows: list[tuple[dict, int]]) -> dict[str, float]:
     Terms that are zero in every row cannot be fitted and keep their default.
     """
     # Rows whose peak the optimizer update sets (by the defaults) say nothing of the other terms.
-    rows = [(p, m) for (p, m), (resident, terms) in zip(rows, map(lambda r: TERMS[workload](r[0]), rows))
-            if not _update_dominates(terms, DEFAULT_CONSTANTS[workload])] or rows
-    split = [TERMS[workload](params) for params, _ in rows]
+    defaults = default_constants(workload)
+    rows = [(p, m) for p, m in rows if not _update_dominates(terms_of(workload, p)[1], defaults)] or rows
+    split = [terms_of(workload, params) for params, _ in rows]
     names = sorted({k for _, terms in split for k, v in terms.items() if v and k != UPDATE})
     if not names:
-        return dict(DEFAULT_CONSTANTS[workload])
-    defaults = DEFAULT_CONSTANTS[workload]
+        return defaults
     if len(rows) < 2 * len(names):
         # Too few records to fit each constant apart: scale the default ones together.
         column = np.array([[sum(terms.get(k, 0) * defaults.get(k, 0.0) for k in names)] for _, terms in split])

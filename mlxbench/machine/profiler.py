@@ -21,6 +21,7 @@ import numpy as np
 import psutil
 
 from mlxbench.machine import memory_truth, os_memory
+from mlxbench.stats import leak_slope
 
 SAMPLER_THREAD_NAME = "mlxbench-memory-sampler"
 MEMORY_SERIES = ("active", "cache", "peak", "rss")
@@ -63,9 +64,7 @@ def leak_check(
         return {**result, "leaking": None,
                 "reason": f"cannot tell: {len(values)} step{'s' * (len(values) != 1)} measured, a trend needs "
                           f"at least {LEAK_MIN_STEPS} (mark each step with step())"}
-    from scipy import stats as scipy_stats  # here, not at the top: ~0.4 s of every worker's start
-
-    slope = float(scipy_stats.theilslopes(values)[0])
+    slope = leak_slope(values)
     return {**result, "slope_bytes_per_step": slope, "leaking": bool(slope > threshold_bytes_per_step)}
 
 

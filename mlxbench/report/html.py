@@ -243,8 +243,7 @@ def render_run(run, comparison: dict | None = None, compare_label: str = "") -> 
         started=min((r.started_at for r in run.records), default=""),
         fixed_cost=cost.fixed_cost(run.records),
         roofline=roofline.section(run),
-        framework_rows=frameworks.ratio_rows(run),
-        framework_claim=frameworks.CLAIM_TEXT,
+        paired_sections=frameworks.sections(run),
     )
 
 

@@ -17,20 +17,19 @@ import io
 import json
 import math
 import re
-import statistics
 from pathlib import PurePath
 
 from mlxbench.errors import UserError
 from mlxbench.report.text import flat_rows, markdown_escaped
 from mlxbench.results.metrics import samples_of, value_of
 from mlxbench.results.record import latest_by_case
+from mlxbench.stats import mean_and_stdev
 
 # llama-bench's fields, in its order (its README's CSV header and JSON); samples only in JSON.
 FIELDS = ("build_commit", "build_number", "cpu_info", "gpu_info", "backends", "model_filename", "model_type",
           "model_size", "model_n_params", "n_batch", "n_ubatch", "n_threads", "type_k", "type_v",
           "n_prompt", "n_gen", "n_depth", "test_time", "avg_ns", "stddev_ns", "avg_ts", "stddev_ts")
 SAMPLE_FIELDS = ("samples_ns", "samples_ts")
-OURS = ("test", "prompt_cache")  # columns of llama-bench's CSV beyond its FIELDS that rows() fills in
 MARKDOWN = (("model", "<"), ("size", ">"), ("params", ">"), ("backend", "<"), ("threads", ">"),
             ("test", ">"), ("t/s", ">"))
 
@@ -46,10 +45,6 @@ def _int(figure) -> int | None:
     return None if value is None else int(value)
 
 
-def _stats(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def _timing(record) -> tuple[list[float], list[float] | None]:
     """Nanoseconds of each timed sample of the test (else of the step), and its t/s where a test."""
     m = record.metrics
@@ -62,28 +57,34 @@ def _timing(record) -> tuple[list[float], list[float] | None]:
     return [s * 1e9 for s in samples], [tokens / s for s in samples]
 
 
-def _model(record) -> dict:
+def _model(record, fields: dict) -> dict:
+    """llama-bench's model fields, from the parameters the workload's ``llama_bench`` section names."""
     params, m = record.params, record.metrics
-    name = PurePath(str(params.get("model", ""))).name or "model"
+
+    def param(field: str):
+        return params.get(fields[field]) if field in fields else None
+
+    name = PurePath(str(param("model_file") or "")).name or "model"
     n_params = _int(m.get("model_n_params") or m.get("total_params"))
-    bits = params.get("quantization")
-    ftype = f"Q{bits}" if bits else str(params.get("dtype", "")).upper().replace("FLOAT", "F")
-    kv = params.get("kv_bits")
-    kv_type = f"q{kv}" if kv else {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}.get(params.get("dtype"))
+    bits = param("weight_bits")
+    ftype = f"Q{bits}" if bits else str(param("weight_dtype") or "").upper().replace("FLOAT", "F")
+    kv = param("cache_bits")
+    kv_type = f"q{kv}" if kv else {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}.get(param("weight_dtype"))
     return {
-        "model_filename": str(params.get("model", "")) or None,
+        "model_filename": str(param("model_file") or "") or None,
         "model_type": " ".join(x for x in (name, _params_text(n_params).replace(" ", ""), ftype) if x),
         "model_size": _int(m.get("model_size_bytes")),
         "model_n_params": n_params,
-        "n_batch": params.get("prefill_step_size"),
-        "n_ubatch": params.get("prefill_step_size"),
+        "n_batch": param("n_batch"),
+        "n_ubatch": param("n_batch"),
         "type_k": kv_type,
         "type_v": kv_type,
     }
 
 
-def row(record, env: dict) -> dict:
-    """llama-bench's fields of one record (None where it has none)."""
+def row(record, env: dict, fields: dict | None = None) -> dict:
+    """llama-bench's fields of one record (None where it has none); ``fields``: the run's ``llama_bench``
+    section, which parameter gives each field (``Run.sections``)."""
     mlx, blas, cpu = env.get("mlx") or {}, env.get("blas") or {}, env.get("cpu") or {}
     ns, ts = _timing(record)
     m = record.metrics
@@ -93,7 +94,7 @@ def row(record, env: dict) -> dict:
         "cpu_info": cpu.get("name"),
         "gpu_info": (mlx.get("device_info") or {}).get("device_name") if mlx.get("device") == "gpu" else "",
         "backends": f"MLX {mlx.get('backend', '?')}",
-        **_model(record),
+        **_model(record, fields or {}),
         "n_threads": blas.get("threads") or cpu.get("logical_cores"),
         "n_prompt": _int(m.get("n_prompt")),
         "n_gen": _int(m.get("n_gen")),
@@ -103,19 +104,22 @@ def row(record, env: dict) -> dict:
         "samples_ns": [round(v) for v in ns], "samples_ts": ts or [],
     }
     if ns:
-        avg, sd = _stats(ns)
+        avg, sd = mean_and_stdev(ns)
         out.update(avg_ns=round(avg), stddev_ns=round(sd))
     if ts:
-        out.update(zip(("avg_ts", "stddev_ts"), _stats(ts)))
+        out.update(zip(("avg_ts", "stddev_ts"), mean_and_stdev(ts)))
     return out
 
 
 def rows(run) -> tuple[list[str], list[dict]]:
     """Columns and one row per case: llama-bench's fields, then mlxbench's own."""
     columns, ours = flat_rows(run)
+    section = next(iter(run.sections("llama_bench")), {})
+    shown = list(section.get("columns", ()))  # parameters shown beside the test's name
+    added = ("test", *shown)  # columns of llama-bench's CSV beyond its FIELDS that this fills in
     # A sweep axis named as one of llama-bench's columns (a generate suite sweeping `test`) keeps its
     # values under param_<axis>, so no column is written twice and no value overwritten.
-    taken = set(FIELDS + SAMPLE_FIELDS + OURS)
+    taken = set(FIELDS + SAMPLE_FIELDS + added)
     axes = {k for r in run.records for k in r.sweep if k in taken}
     columns = [f"param_{c}" if c in axes else c for c in columns]
     ours = [{f"param_{k}" if k in axes else k: v for k, v in flat.items()} for flat in ours]
@@ -123,14 +127,14 @@ def rows(run) -> tuple[list[str], list[dict]]:
     out = []
     for flat in ours:
         record = by_case[flat["case_id"]]
-        theirs = row(record, run.env)
+        theirs = row(record, run.env, section)
         if theirs["n_prompt"] is not None and theirs["n_gen"] is not None:
             flat = {**flat, "test": name_of_test(theirs["n_prompt"], theirs["n_gen"], theirs["n_depth"] or 0),
-                    "prompt_cache": record.params.get("prompt_cache")}
+                    **{c: record.params.get(c) for c in shown}}
         merged = {**theirs, **{k: v for k, v in flat.items() if k not in theirs}}
         # JSON and SQL have no infinity or NaN: a figure past a float's range is unknown.
         out.append({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in merged.items()})
-    extra = [c for c in OURS if any(c in r for r in out)]
+    extra = [c for c in added if any(c in r for r in out)]
     return list(dict.fromkeys([*FIELDS, *SAMPLE_FIELDS, *extra, *columns])), out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from mlxbench.report import tables
 from mlxbench.results.metrics import value_of
 from mlxbench.results.record import latest_by_case
+from mlxbench.results.roofline import derived_figures
 from mlxbench.stats import UNSTABLE_SPREAD
 
 
@@ -59,7 +60,8 @@ def to_markdown(run) -> str:
 
 
 def flat_rows(run) -> tuple[list[str], list[dict]]:
-    """The column names and one flat mapping per case (latest record): what the CSV formats write."""
+    """The column names and one flat mapping per case (latest record) that the CSV formats write, with the figures
+    derived from the run (each phase's MFU and bandwidth utilisation, ``results.roofline``)."""
     records = latest_by_case(run.records)
     axes = list(dict.fromkeys(k for r in records for k in r.sweep))
     columns: list[str] = []
@@ -80,5 +82,7 @@ def flat_rows(run) -> tuple[list[str], list[dict]]:
                 row.update({f"{name}_{k}": figure.get(k) for k in ("median", "p10", "p90", "unstable")})
             elif value_of(figure) is not None or isinstance(figure, (str, bool)):
                 row[name] = figure
-        rows.append(row)
+        derived = derived_figures(r.metrics, run.env, run.metrics)
+        columns += [n for n in derived if n not in columns]
+        rows.append({**row, **derived})
     return head + [c for c in columns if c not in head], rows

@@ -17,20 +17,13 @@ longer a number cannot be judged, and the comparison says which.
 
 from __future__ import annotations
 
-from math import comb
-
 from mlxbench import stats
 from mlxbench.results.metrics import Metric, samples_of, value_of
 from mlxbench.results.record import Record, latest_by_case, sweep_title
 from mlxbench.results.run import Run
 
 DEFAULT_THRESHOLD_PCT = 5.0
-SIGNIFICANCE_P = 0.01
-
-
-def smallest_p(n_base: int, n_new: int) -> float:
-    """The smallest two-sided p-value an exact Mann–Whitney test can give with these sample counts."""
-    return min(1.0, 2 / comb(n_base + n_new, n_base))
+SIGNIFICANCE_P = stats.SIGNIFICANCE_P
 
 
 def _samples(spec: Metric, figures: dict) -> list[float] | None:
@@ -40,16 +33,8 @@ def _samples(spec: Metric, figures: dict) -> list[float] | None:
 
 def _sampled_verdict(big: bool, base: list[float], new: list[float]) -> tuple[bool, float | None, str, str]:
     """(significant, p, test, note) for a figure with samples on both sides."""
-    n, m = len(base), len(new)
-    if min(n, m) < 2:
-        return False, None, "none", f"cannot judge with {n} + {m} samples"
-    if smallest_p(n, m) < SIGNIFICANCE_P:
-        p = stats.mann_whitney_p(base, new)
-        return big and p < SIGNIFICANCE_P, p, "mann-whitney", ""
-    apart = max(new) < min(base) or min(new) > max(base)
-    note = (f"cannot judge at p < {SIGNIFICANCE_P:g} with {n} + {m} samples "
-            f"(smallest p {smallest_p(n, m):.2g}): judged by non-overlapping ranges")
-    return big and apart, None, "ranges", note
+    differs, p, test, note = stats.differ(base, new, SIGNIFICANCE_P)
+    return big and bool(differs), p, test, note
 
 
 def _row(**values) -> dict:

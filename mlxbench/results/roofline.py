@@ -89,3 +89,19 @@ def phases(figures: dict, limits: Ceilings, names: list[str]) -> list[Phase]:
             bandwidth_utilisation=None if reads is None or not limits.bytes_per_s else reads / limits.bytes_per_s,
         ))
     return out
+
+
+MFU_SUFFIX = "_mfu"
+UTILISATION_SUFFIX = "_bandwidth_utilisation"
+
+
+def derived_figures(figures: dict, env: dict, metric_names) -> dict[str, float | None]:
+    """A case's MFU and bandwidth utilisation per phase (``<phase>_mfu``, ``<phase>_bandwidth_utilisation``,
+    shares from 0 to 1; null without a ceiling): computed here once, for every format the report writes."""
+    out: dict[str, float | None] = {}
+    for p in phases(figures, ceilings(env), phase_names(metric_names)):
+        if p.flop_per_s is not None:
+            out[p.phase + MFU_SUFFIX] = p.mfu
+        if p.bytes_per_s is not None:
+            out[p.phase + UTILISATION_SUFFIX] = p.bandwidth_utilisation
+    return out

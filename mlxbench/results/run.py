@@ -39,6 +39,10 @@ class Run:
     def run_id(self) -> str:
         return next((r.run_id for r in self.records if r.run_id), self.path.name)
 
+    def sections(self, kind: str) -> list[dict]:
+        """The report sections of ``kind`` the run's workload declared (they travel in its suite.yaml)."""
+        return [s for s in self.suite.get("sections") or [] if isinstance(s, dict) and s.get("kind") == kind]
+
     def metric(self, name: str) -> Metric:
         return self.metrics[name]
 

@@ -18,6 +18,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
+from mlxbench import stats
+from mlxbench.workloads.base import SearchSpace
+
 SATURATION = 0.03  # a doubling that gains less than this has reached the plateau
 MICRO_GAIN = 1.10  # at most this much faster than the plain batch of the same per-pass size
 MAX_BATCH = 256
@@ -28,28 +31,7 @@ RUNOFF_BAND = 0.05
 RUNOFF_MAX = 2  # each contender costs a case per round
 
 
-@dataclass(frozen=True)
-class Space:
-    """What the advisor may change for a workload, and the figure it maximizes."""
-
-    objective: str
-    objective_label: str
-    families: tuple[dict, ...]  # the first is the plain one: the bounds are extrapolated from it
-    plain_keys: dict  # the settings of "no memory trade-off"
-    # Whether every other family trades speed for memory (GC, micro-batching), so the plain family's
-    # speeds bound theirs; quantized weights may decode faster, so generation's are not bounded.
-    bounded: bool = True
-
-
-SPACES = {
-    "train": Space("tokens_per_s", "tokens/s", tuple(
-        {"gradient_checkpointing": gc, "micro_batch_size": micro}
-        for gc in (False, True) for micro in (None, 8, 4, 2, 1)), {"gradient_checkpointing": False,
-                                                                  "micro_batch_size": None}),
-    "generate": Space("decode_tokens_per_s_total", "decode tokens/s (all sequences)", tuple(
-        {"quantization": q, "kv_bits": kv} for q in (None, 8, 4) for kv in (None, 8, 4)),
-        {"quantization": None, "kv_bits": None}, bounded=False),
-}
+Space = SearchSpace  # what a workload declares as its search_space (mlxbench.workloads.base)
 
 
 @dataclass
@@ -83,15 +65,15 @@ Remeasure = Callable[[dict, int], Trial]  # settings, runoff round → a fresh m
 Estimate = Callable[[dict], int]  # settings → estimated MLX peak bytes
 
 
-def family_batches(family: dict, max_batch: int = MAX_BATCH) -> list[int]:
+def family_batches(space: Space, family: dict, max_batch: int = MAX_BATCH) -> list[int]:
     """The batch sizes a family can take, doubling from the smallest."""
-    micro = family.get("micro_batch_size")
+    micro = family.get(space.split) if space.split else None
     start = 2 * micro if micro else 1  # a micro-batch as large as the batch is no micro-batching
     return [b for b in (start * 2 ** i for i in range(20)) if b <= max_batch]
 
 
-def valid_batch(family: dict, batch: int) -> bool:
-    micro = family.get("micro_batch_size")
+def valid_batch(space: Space, family: dict, batch: int) -> bool:
+    micro = family.get(space.split) if space.split else None
     return batch >= 1 and (micro is None or (batch > micro and batch % micro == 0))
 
 
@@ -121,12 +103,12 @@ class Search:
     @property
     def best(self) -> Trial | None:
         if self.runoff:
-            return max(self.runoff, key=lambda t: t.runoff_speed)
+            return self.runoff[stats.best_by_median({i: t.runoff_speeds for i, t in enumerate(self.runoff)})]
         fitting = [t for t in self.trials.values() if t.fits(self.limit)]
         return max(fitting, key=lambda t: t.speed, default=None)
 
     def trial(self, family: dict, batch: int) -> Trial:
-        settings = {**family, "batch_size": batch}
+        settings = {**family, self.space.axis: batch}
         key = self.key(settings)
         if key in self.trials:
             return self.trials[key]
@@ -146,28 +128,33 @@ class Search:
         if not self.space.bounded:
             return math.inf
         plain = self.measured_in(self.families[0])
-        per_pass = family.get("micro_batch_size") or batch
-        gains = [(b.speed / a.speed) ** (1 / math.log2(b.settings["batch_size"] / a.settings["batch_size"])) - 1
+        per_pass = self.per_pass(family) or batch
+        gains = [(b.speed / a.speed) ** (1 / math.log2(b.settings[self.space.axis] / a.settings[self.space.axis])) - 1
                  for a, b in zip(plain, plain[1:])]  # per doubling of the batch, between measured plain batches
         gain = max(gains[-1] if gains else 1.0, 0.0) + SATURATION
-        factor = MICRO_GAIN if family.get("micro_batch_size") else 1.0
+        factor = MICRO_GAIN if self.per_pass(family) else 1.0
 
         def from_ref(ref: Trial) -> float:
-            ref_per_pass = ref.settings.get("micro_batch_size") or ref.settings["batch_size"]
+            ref_per_pass = self.per_pass(ref.settings) or ref.settings[self.space.axis]
             return ref.speed * (1 + gain) ** math.log2(per_pass / ref_per_pass) * factor
 
         bounds = [math.inf]
-        below = [t for t in plain if t.settings["batch_size"] <= per_pass]
+        below = [t for t in plain if t.settings[self.space.axis] <= per_pass]
         if family != self.families[0] and below:
             bounds.append(from_ref(below[-1]))
-        own = [t for t in self.measured_in(family) if t.settings["batch_size"] < batch]
+        own = [t for t in self.measured_in(family) if t.settings[self.space.axis] < batch]
         if own:  # the same trade-off at a smaller batch already measured what it costs
             bounds.append(from_ref(own[-1]))
-        if family.get("gradient_checkpointing"):  # recomputing activations is never faster than keeping them
-            twin = self.trials.get(self.key({**family, "gradient_checkpointing": False, "batch_size": batch}))
+        recompute = self.space.recompute
+        if recompute and family.get(recompute):  # recomputing activations is never faster than keeping them
+            twin = self.trials.get(self.key({**family, recompute: False, self.space.axis: batch}))
             if twin is not None and twin.status == "ok" and twin.speed:
                 bounds.append(twin.speed * (1 + SATURATION))
         return min(bounds)
+
+    def per_pass(self, settings: dict) -> int | None:
+        """The family's (or a candidate's) split of the batch into passes; None: one pass."""
+        return settings.get(self.space.split) if self.space.split else None
 
     @staticmethod
     def key(settings: dict) -> str:
@@ -177,7 +164,7 @@ class Search:
         """The family's measured trials that ran, by batch size."""
         return sorted((t for t in self.trials.values() if t.status == "ok" and t.speed
                        and all(t.settings.get(k) == v for k, v in family.items())),
-                      key=lambda t: t.settings["batch_size"])
+                      key=lambda t: t.settings[self.space.axis])
 
     def beaten(self, family: dict, batch: int) -> bool:
         best = self.best
@@ -186,11 +173,11 @@ class Search:
     def walk(self, family: dict) -> None:
         """Double the batch size while it fits and pays, then bisect at the edge."""
         fits_at, over_at, saturated, previous = None, None, False, None
-        batches = family_batches(family, self.max_batch) if self.fixed_batch is None else (
-            [self.fixed_batch] if valid_batch(family, self.fixed_batch) else [])
+        batches = family_batches(self.space, family, self.max_batch) if self.fixed_batch is None else (
+            [self.fixed_batch] if valid_batch(self.space, family, self.fixed_batch) else [])
         for batch in batches:
             if self.beaten(family, batch):  # the bound grows with the batch: a larger one may still win
-                if self.estimate({**family, "batch_size": batch}) + self.overhead_bytes > self.budget_bytes:
+                if self.estimate({**family, self.space.axis: batch}) + self.overhead_bytes > self.budget_bytes:
                     return
                 continue
             t = self.trial(family, batch)
@@ -205,7 +192,7 @@ class Search:
             self.bisect(family, fits_at, over_at)
 
     def bisect(self, family: dict, low: int, high: int) -> None:
-        step = family.get("micro_batch_size") or 1
+        step = self.per_pass(family) or 1
         while high - low > step:
             middle = (low + high) // 2 // step * step
             if middle <= low or self.beaten(family, middle):
@@ -227,10 +214,9 @@ class Search:
                             key=lambda t: -t.speed)[:RUNOFF_MAX]
         if len(contenders) < 2:
             return
-        for round_ in range(1, self.runoff_rounds + 1):
-            for t in contenders if round_ % 2 else contenders[::-1]:
-                again = self.remeasure(t.settings, round_)
-                t.runoff_speeds.append(again.speed if again.fits(self.limit) else 0.0)
+        for round_, t in stats.alternating(contenders, self.runoff_rounds):
+            again = self.remeasure(t.settings, round_)
+            t.runoff_speeds.append(again.speed if again.fits(self.limit) else 0.0)
         self.runoff = contenders
 
     def run(self) -> Trial | None:
@@ -249,26 +235,3 @@ def families_for(space: Space, fixed: dict) -> list[dict]:
         if free not in out:
             out.append(free)
     return out
-
-
-def guide_batch_size(weights_gb: float, ram_gb: float) -> int:
-    """The memory guide's rule of thumb (mlx-knowledge-base, guides/memory-optimization.md,
-    ``get_optimal_batch_size``): keep 8 GB for the system and count activations as 1.5× the
-    weights; 4 if what is left holds twice that, 2 if 1.5 times, else 1."""
-    free, activations = ram_gb - 8, 1.5 * weights_gb
-    return 4 if free > 2 * activations else 2 if free > 1.5 * activations else 1
-
-
-def rule_of_thumb_settings(workload: str, best: Trial | None, weights_bytes: int, budget_bytes: float,
-                           fixed: dict) -> dict[str, dict]:
-    """What the rules of thumb would have picked, by name (train only: they are training rules)."""
-    if workload != "train":
-        return {}
-    plain = {k: v for k, v in SPACES["train"].plain_keys.items() if k not in fixed}
-    picks = {"memory guide's get_optimal_batch_size":
-             {**plain, "batch_size": guide_batch_size(weights_bytes / 1e9, budget_bytes / 1e9)}}
-    if "micro_batch_size" not in fixed:
-        batch = best.settings.get("batch_size", 8) if best else 8
-        batch = batch if batch > 4 and batch % 4 == 0 else 8
-        picks["\"start with micro_batch_size=4\""] = {**plain, "micro_batch_size": 4, "batch_size": batch}
-    return picks

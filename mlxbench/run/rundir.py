@@ -24,7 +24,7 @@ from mlxbench.suite.schema import Suite
 
 LOCK = "runner.lock"
 # What a resume may change: which cases it runs, and words that change nothing measured.
-FREE_ON_RESUME = ("command", "only", "source", "description", "metrics", store.RUN_MARKER)
+FREE_ON_RESUME = ("command", "only", "source", "description", "metrics", "sections", store.RUN_MARKER)
 
 
 @contextmanager
@@ -38,8 +38,10 @@ def open_run_dir(suite: Suite, out: str, resume: str | None) -> Iterator[Path]:
             command = shlex.join(["mlxbench", *sys.argv[1:]])
             # The metric declarations travel with the run: a report never needs the workload's code.
             metrics = [m.to_dict() for m in suite.workload_cls.declared_metrics().values()]
+            # So do the report sections it declares (``Workload.report_sections``).
+            sections = [dict(s) for s in suite.workload_cls.report_sections]
             store.write_suite(run_dir, {**suite.to_dict(), "command": command, "metrics": metrics,
-                                        store.RUN_MARKER: run_dir.name})
+                                        "sections": sections, store.RUN_MARKER: run_dir.name})
         else:
             if note := store.end_on_whole_line(run_dir):
                 print(f"mlxbench: note: {note}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from mlxbench.workloads import models
 from mlxbench.workloads.base import Param
 
+LORA_KEYS = {"rank": 8, "layers": None, "scale": 20.0}  # mlx-lm's defaults; layers None: all
 MODEL_PARAM = Param("model", str, "small", validate=models.check_model,
                     help=f"{models.describe_choices()} (config.json + safetensors)")
 

@@ -67,6 +67,43 @@ class Param:
         return words + (" or null" if self.nullable else "")
 
 
+Terms = Callable[[dict], tuple[dict[str, int], dict[str, int]]]
+
+
+@dataclass(frozen=True)
+class MemoryModel:
+    """What a workload knows of its own peak MLX memory, for ``mlxbench.estimate``.
+
+    ``terms(params)`` gives (resident, terms): what is resident, exact (weights, optimizer
+    state), and the exact sizes of what a step adds; ``constants`` say how many buffers of each
+    term are alive at the peak (fitted to measured peaks, refitted by ``mlxbench estimate
+    --calibrate``). A term named ``optimizer_update`` is a phase of its own: the peak is the
+    larger of it and the sum of the others.
+    """
+
+    terms: Terms
+    constants: dict[str, float]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What ``mlxbench fit`` may change for a workload, and the figure it maximizes."""
+
+    objective: str
+    objective_label: str
+    families: tuple[dict, ...]  # the first is the plain one: the bounds are extrapolated from it
+    plain_keys: dict  # the settings of "no memory trade-off"
+    axis: str = "batch_size"  # the parameter doubled, then bisected at the edge of the budget, in every family
+    split: str | None = None  # a parameter that splits the axis into passes (micro-batches)
+    recompute: str | None = None  # a bool parameter that trades time for memory: never faster when true
+    # Whether every other family trades speed for memory (GC, micro-batching), so the plain family's
+    # speeds bound theirs; quantized weights may decode faster, so generation's are not bounded.
+    bounded: bool = True
+    # (best settings or None, weights bytes, budget bytes, fixed settings) → what rules of thumb
+    # would have picked, by name; fit measures them beside its answer.
+    rules_of_thumb: Callable[[dict | None, int, float, dict], dict[str, dict]] | None = None
+
+
 class Workload:
     """Base class: subclass, declare ``name`` and ``params``, implement ``setup`` and ``step``."""
 
@@ -87,6 +124,13 @@ class Workload:
     # Whose work the timed steps are: MLX's counters (peak, active, cache) are recorded only for "mlx";
     # another framework's case leaves them blank and records its own counters through ``trackers``.
     framework: ClassVar[str] = "mlx"
+    # Its peak memory from its parameters (``mlxbench estimate``, every record's estimate); None: no estimate.
+    memory_model: ClassVar[MemoryModel | None] = None
+    # What ``mlxbench fit`` searches; None: not searchable.
+    search_space: ClassVar[SearchSpace | None] = None
+    # Report sections its runs get, as data (``results.sections``): they travel in the run's suite.yaml
+    # with the metric declarations, so ``mlxbench report`` renders them without this code.
+    report_sections: ClassVar[tuple[dict, ...]] = ()
 
     def __init__(self, params: dict, seed: int = 0):
         self.p = params

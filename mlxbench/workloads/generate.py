@@ -44,9 +44,25 @@ from mlxbench.workloads.base import Param, Workload, register
 from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
 from mlxbench.workloads._generation_costs import model_costs
 from mlxbench.workloads._generation_plan import PROMPT_CACHE, TESTS, Plan, prompt_token_ids
+from mlxbench.workloads import _generate_memory
 from mlxbench.workloads._generate_torch import FRAMEWORK_PARAMS, TORCH_METRICS, TorchGenerate, torch_errors
 
 KV_BITS = (4, 8)
+# The report sections a generate run gets (rendered by report/ from this data, in the run's suite.yaml).
+FRAMEWORKS_SECTION = {
+    "kind": "paired", "title": "MLX against PyTorch", "param": "framework", "subject": "mlx", "reference": "torch",
+    "subject_label": "MLX", "reference_label": "PyTorch", "ignored": ["device"], "claim": [5.0, 10.0],
+    "claim_text": "a guide's claim: MLX generates 5–10× faster than PyTorch on Apple silicon "
+                  "(1–2 tok/s against 0.2 tok/s on PyTorch MPS, 7B model)",
+    "caption": "Each MLX case against the PyTorch case of the same model, weights, prompts and sweep point, each run "
+               "in its own process through the same measurement loop (PyTorch unquantized: an MLX quantized case is "
+               "set against PyTorch's model of the same dtype). Above 1×, MLX is faster. “Same model?” is the "
+               "PyTorch case's KL divergence from MLX's next-token distributions on the same weights; a case beyond "
+               "the tolerance fails instead."}
+# llama-bench's fields that come from a case's parameters: which parameter each is.
+LLAMA_BENCH_SECTION = {"kind": "llama_bench", "model_file": "model", "weight_bits": "quantization",
+                       "weight_dtype": "dtype", "cache_bits": "kv_bits", "n_batch": "prefill_step_size",
+                       "columns": ["prompt_cache"]}
 
 
 @dataclass
@@ -251,6 +267,9 @@ class Generate(Workload):
     )
     headline = ("decode_tokens_per_s", "prefill_tokens_per_s", "peak_memory_bytes")
     timed_phase = "generate"
+    memory_model = _generate_memory.MEMORY
+    search_space = _generate_memory.SPACE
+    report_sections = (FRAMEWORKS_SECTION, LLAMA_BENCH_SECTION)
 
     @classmethod
     def implementation(cls, params: dict) -> type[Workload]:

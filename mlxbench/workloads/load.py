@@ -22,7 +22,8 @@ import mlx.core as mx
 from mlxbench.workloads import models
 from mlxbench.machine.profiler import MemorySampler
 from mlxbench.results.metrics import PEAK_MEMORY, STEP_TIME, Metric, memory, timing
-from mlxbench.workloads.base import Param, Workload, register
+from mlxbench.workloads._shapes import shapes
+from mlxbench.workloads.base import MemoryModel, Param, Workload, register
 from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
 
 # Fine enough to catch the peak of a load that takes tens of milliseconds.
@@ -43,6 +44,15 @@ def save_quantized(net, config: dict, bits: int, group_size: int, path: Path) ->
     save_config({**config, "quantization": quantization, "quantization_config": quantization},
                 config_path=path / "config.json")
     return path
+
+
+def load_terms(p: dict) -> tuple[dict[str, int], dict[str, int]]:
+    """(resident, terms) of a load case: the weights as loaded, and the quantized copy made from them."""
+    model, dtype = p.get("model", "small"), p.get("dtype") or "float32"
+    terms = {"quantized_copy": 0}
+    if p.get("quantization") is not None:
+        terms["quantized_copy"] = shapes(model, dtype, p["quantization"], p.get("group_size") or 64).weight_bytes
+    return {"weights": shapes(model, dtype).weight_bytes}, terms
 
 
 @register
@@ -70,6 +80,8 @@ class Load(Workload):
     )
     headline = ("load_time_s", "quantize_time_s", "peak_load_rss_bytes")
     timed_phase = "load"
+    memory_model = MemoryModel(load_terms, {"quantized_copy": 1.0})
+    search_space = None  # nothing to trade: a load is what it is
 
     @classmethod
     def check(cls, params: dict) -> list[tuple[str, str]]:

@@ -28,11 +28,11 @@ from mlxbench.workloads import memory_settings
 from mlxbench.workloads import models
 from mlxbench.results.metrics import PEAK_MEMORY, STEP_TIME, Metric, rate
 from mlxbench.workloads.base import Param, Workload, register
-from mlxbench.workloads._model_params import MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
+from mlxbench.workloads._model_params import LORA_KEYS, MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
 from mlxbench.workloads.distributed import DISTRIBUTED_PARAM, RANK_METRICS, batch_errors
+from mlxbench.workloads import _train_memory
 
 OPTIMIZERS = {"adam": optim.Adam, "adamw": optim.AdamW, "sgd": optim.SGD}
-LORA_KEYS = {"rank": 8, "layers": None, "scale": 20.0}  # mlx-lm's defaults; layers None: all
 # Relative tolerance of the equivalence check. float32 differs only by summation order
 # (~1e-6 relative on a loss, more on a norm over millions of values). bfloat16 keeps 8
 # mantissa bits (2^-8 ≈ 4e-3) and float16 11 bits (2^-11 ≈ 5e-4); accumulating a few
@@ -131,6 +131,8 @@ class Train(Workload):
         rate("train_flop_per_s", "Achieved GFLOP/s", of="step_time_s", unit="GFLOP/s", scale=1e9, column=False),
     )
     headline = ("step_time_s", "tokens_per_s", "peak_memory_bytes")
+    memory_model = _train_memory.MEMORY
+    search_space = _train_memory.SPACE
 
     @classmethod
     def check(cls, params: dict) -> list[tuple[str, str]]:

@@ -82,7 +82,7 @@ def shapes(model: str, dtype: str = "float32", quantization: int | None = None, 
     if lora is not None:
         from mlx_lm.tuner.utils import linear_to_lora_layers
 
-        from mlxbench.workloads.train import LORA_KEYS
+        from mlxbench.workloads._model_params import LORA_KEYS
 
         lora = {**LORA_KEYS, **lora}
         net.freeze()
