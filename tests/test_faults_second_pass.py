@@ -156,7 +156,9 @@ def _every_axis_run(workload: str, tmp_path: Path):
                       metrics={"n_prompt": 8, "n_gen": 4, "n_depth": 0, "test_s": {"median": 0.1, "samples": [0.1, 0.2]},
                                "step_time_s": {"median": 0.1, "p10": 0.1, "p90": 0.2, "samples": [0.1, 0.2]}})
                for i in range(2)]
-    return Run(tmp_path, records, {}, {"name": "axes", "workload": workload}), [p.name for p in params]
+    sections = [dict(s) for s in workloads.get(workload).report_sections]  # as the run folder keeps them
+    return Run(tmp_path, records, {}, {"name": "axes", "workload": workload, "sections": sections}), \
+        [p.name for p in params]
 
 
 @pytest.mark.parametrize("workload", workloads.names())
@@ -165,7 +167,8 @@ def test_every_export_loads_back_with_every_sweep_axis_of_every_shipped_workload
     run, axes = _every_axis_run(workload, tmp_path)
     columns, rows = llama_bench.rows(run)
     assert len(columns) == len(set(columns))
-    named = {a: a if a in columns and not any(a == c for c in ("test", "prompt_cache", *llama_bench.FIELDS))
+    shown = [c for s in run.sections("llama_bench") for c in s.get("columns", ())]
+    named = {a: a if a in columns and not any(a == c for c in ("test", *shown, *llama_bench.FIELDS))
              else f"param_{a}" for a in axes}
     db = sqlite3.connect(":memory:")
     db.executescript(llama_bench.to_sql(run))

@@ -30,6 +30,10 @@ POSITIONALS = {
     "compare": lambda tmp: [str(_run(tmp)), str(_run(tmp))], "profile": lambda tmp: ["--", "/nonexistent.py"],
     "env": lambda tmp: ["--no-calibrate"], "estimate": lambda tmp: ["train", "--model", "tiny"],
     "fit": lambda tmp: ["train", "--model", "/nonexistent-model"],
+    "history": lambda tmp: ["/nonexistent-suite.yaml", "--out", str(tmp / "h")],
+    "bisect": lambda tmp: ["/nonexistent-suite.yaml", "--package", "mlx", "--good", "0.1", "--bad", "0.2",
+                           "--out", str(tmp / "b")],
+    "db": lambda tmp: ["import", str(tmp / "no-runs-here")],
 }
 NUMERIC_TYPES = (int, float)
 

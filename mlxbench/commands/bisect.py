@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlxbench import options
 from mlxbench.errors import UserError
 from mlxbench.history import commit_targets
 from mlxbench.history.bisect import MIN_EFFECT, Search, bisect, differs, figure_values
@@ -30,7 +31,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--metric", action="append", default=[],
                         help="the figure to bisect on (repeatable; default: every judged one that differs "
                              "between the good and the bad commit)")
-    parser.add_argument("--min-effect", type=float, default=MIN_EFFECT,
+    parser.add_argument("--min-effect", type=options.fraction, default=MIN_EFFECT,
                         help=f"the smallest relative change that counts (default {MIN_EFFECT})")
     parser.add_argument("--out", default=None,
                         help="where the measurements go (default results/bisect/<suite or module.Class>)")

@@ -14,6 +14,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from mlxbench import options
 from mlxbench.errors import UserError
 from mlxbench.history import commit_targets, version_targets
 from mlxbench.history.commits import subject
@@ -38,7 +39,7 @@ def add_arguments(parser) -> None:
     commit_targets.add_arguments(parser)
     parser.add_argument("--range", dest="commits", metavar="A..B",
                         help="the commits from A to B (both measured), oldest first")
-    parser.add_argument("--rounds", type=int, default=1,
+    parser.add_argument("--rounds", type=options.whole_number(1, 1000, "a number of rounds"), default=1,
                         help="measurements of each commit, interleaved across commits (default 1)")
     parser.add_argument("--out", default=None,
                         help="the history's folder (default results/history/<module.Class>); "

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlxbench import stats
-from mlxbench.results.compare import SIGNIFICANCE_P, smallest_p
 from mlxbench.results.metrics import samples_of, value_of
 
 MIN_EFFECT = 0.05
@@ -35,11 +34,8 @@ def differs(a: list[float], b: list[float], min_effect: float = MIN_EFFECT) -> b
         return False
     if len(a) == 1 and len(b) == 1:
         return True
-    if min(len(a), len(b)) < 2:
-        return None
-    if smallest_p(len(a), len(b)) < SIGNIFICANCE_P:
-        return stats.mann_whitney_p(a, b) < SIGNIFICANCE_P or None
-    return (max(b) < min(a) or min(b) > max(a)) or None
+    verdict, *_ = stats.differ(a, b)  # an effect the samples cannot back is "cannot tell", never "same"
+    return True if verdict else None
 
 
 def figure_values(metrics: dict, metric: str) -> list[float]:

@@ -44,11 +44,13 @@ class CommitSeries:
 
 def add_arguments(parser) -> None:
     """The options every command over a user's commits takes."""
+    from mlxbench import options
+
     parser.add_argument("--repo", help="the git repository whose commits are measured")
     parser.add_argument("--workload", help="the workload as module:Class, imported from each commit's tree")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before the timed ones (default 2)")
-    parser.add_argument("--repeat", type=int, default=10, help="timed steps per measurement (default 10)")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds one measurement may run (default 600)")
+    parser.add_argument("--warmup", type=options.steps, default=2, help="untimed steps before the timed ones (default 2)")
+    parser.add_argument("--repeat", type=options.timed_steps, default=10, help="timed steps per measurement (default 10)")
+    parser.add_argument("--timeout", type=options.seconds, default=600.0, help="seconds one measurement may run (default 600)")
 
 
 def series(args, first_rev: str, last_rev: str, first_option: str, last_option: str, out: str) -> CommitSeries:
@@ -57,8 +59,6 @@ def series(args, first_rev: str, last_rev: str, first_option: str, last_option: 
 
     if not args.workload:
         raise UserError("--workload: expected module:Class of the repository, got nothing")
-    if args.warmup < 0 or args.repeat < 1:
-        raise UserError(f"--repeat: expected a positive integer and --warmup ≥ 0, got {args.repeat} and {args.warmup}")
     repo = Path(args.repo).resolve()
     first = commits.resolve(repo, first_rev, first_option)
     last = commits.resolve(repo, last_rev, last_option)

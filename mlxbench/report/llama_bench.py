@@ -116,10 +116,9 @@ def rows(run) -> tuple[list[str], list[dict]]:
     columns, ours = flat_rows(run)
     section = next(iter(run.sections("llama_bench")), {})
     shown = list(section.get("columns", ()))  # parameters shown beside the test's name
-    added = ("test", *shown)  # columns of llama-bench's CSV beyond its FIELDS that this fills in
     # A sweep axis named as one of llama-bench's columns (a generate suite sweeping `test`) keeps its
     # values under param_<axis>, so no column is written twice and no value overwritten.
-    taken = set(FIELDS + SAMPLE_FIELDS + added)
+    taken = set(FIELDS + SAMPLE_FIELDS) | {"test", *shown}  # llama-bench's test name, the section's parameters
     axes = {k for r in run.records for k in r.sweep if k in taken}
     columns = [f"param_{c}" if c in axes else c for c in columns]
     ours = [{f"param_{k}" if k in axes else k: v for k, v in flat.items()} for flat in ours]
@@ -134,7 +133,7 @@ def rows(run) -> tuple[list[str], list[dict]]:
         merged = {**theirs, **{k: v for k, v in flat.items() if k not in theirs}}
         # JSON and SQL have no infinity or NaN: a figure past a float's range is unknown.
         out.append({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in merged.items()})
-    extra = [c for c in added if any(c in r for r in out)]
+    extra = [c for c in ("test", *shown) if any(c in r for r in out)]
     return list(dict.fromkeys([*FIELDS, *SAMPLE_FIELDS, *extra, *columns])), out
 
 
