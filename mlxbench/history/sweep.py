@@ -182,12 +182,18 @@ def user_case(spec: str, folder: Path, warmup: int, repeat: int, timeout_s: floa
         raise UserError(f"--workload: {err} (looked in {folder})") from None
     finally:
         sys.path[:] = path_before
+        # Only the target's own modules: an extension one of them pulled in (mlx.core) cannot be imported twice.
         for name in set(sys.modules) - modules_before:
-            del sys.modules[name]
+            if _is_under(getattr(sys.modules[name], "__file__", None), folder):
+                del sys.modules[name]
     name = spec.replace(":", ".")
     case = Case(suite=name, workload=spec, variant="default", sweep={}, params=params, seed=0, warmup=warmup,
                 repeat=repeat, timeout_s=timeout_s, is_baseline=True, case_id=case_id(name, spec, params, 0))
     return case, declared
+
+
+def _is_under(path: str | None, folder: Path) -> bool:
+    return path is not None and Path(path).resolve().is_relative_to(folder.resolve())
 
 
 def suite_entry(case: Case, declared: dict, command: str) -> dict:
