@@ -17,6 +17,7 @@ MAX_STEPS = 1_000_000  # warm-up or timed steps
 MAX_SECONDS = 7 * 24 * 3600.0  # a week
 MAX_PERCENT = 1e6
 MAX_BYTES = 2.0**60  # an exbibyte
+MAX_ROUNDS = 1000  # interleaved rounds of a case
 SIZE_UNITS = {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20,
               "gib": 2**30, "tib": 2**40}
 

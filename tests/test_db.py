@@ -198,3 +198,17 @@ def test_indexing_a_finished_run_stores_it_or_warns_without_raising(tmp_path):
     said = index_run(run_dir, f"postgresql://nobody@/none?host={tmp_path / 'no-server'}")
     assert said.startswith("warning: not stored in the results database (--db ")
     assert said.endswith(f"mlxbench db import {run_dir} stores it later")
+
+
+def test_mlxbench_run_also_stores_its_run_beside_its_results(tmp_path):
+    from pathlib import Path
+
+    grid = Path(__file__).parent / "fixtures" / "grid.yaml"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MLXBENCH_DB"}
+    done = subprocess.run([sys.executable, "-m", "mlxbench", "run", str(grid), "--only", "fp32", "--set", "repeat=2",
+                           "--no-calibrate", "--out", str(tmp_path)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"stored 2 records in sqlite:///{tmp_path / 'mlxbench.db'}" in done.stdout
+    with connect(f"sqlite:///{tmp_path / 'mlxbench.db'}") as database:
+        points = database.series("grid", "step_time_s", variant="fp32")
+    assert sorted(len(p.samples) for p in points) == [2, 2]  # n = 16 and n = 32, two timed steps each

@@ -175,3 +175,16 @@ def test_list_shows_each_suite_and_the_cases_it_expands_to():
 def test_smoke_suite_expands_to_three_variants_at_two_sizes():
     cases = suites.expand(suites.load(ROOT / "suites" / "smoke.yaml"))
     assert len(cases) == 6
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("repeat", 10**20, "expected an integer from 1 to 1000000"),
+    ("warmup", 10**7, "expected an integer from 0 to 1000000"),
+    ("rounds", 5000, "expected an integer from 1 to 1000"),
+    ("timeout", 1e12, "expected a number from 0 to 604800"),
+])
+def test_a_suite_field_past_its_bound_is_refused_before_any_case_is_built(tmp_path, field, value, expected):
+    suite = tmp_path / "big.yaml"
+    suite.write_text(f"name: big\nworkload: matmul\n{field}: {value}\nvariants:\n  a: {{}}\n")
+    with pytest.raises(UserError, match=rf"big.yaml:3: {field}: {expected}, got"):
+        suites.load(suite)

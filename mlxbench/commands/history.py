@@ -39,7 +39,8 @@ def add_arguments(parser) -> None:
     commit_targets.add_arguments(parser)
     parser.add_argument("--range", dest="commits", metavar="A..B",
                         help="the commits from A to B (both measured), oldest first")
-    parser.add_argument("--rounds", type=options.whole_number(1, 1000, "a number of rounds"), default=1,
+    parser.add_argument("--rounds", default=1,
+                        type=options.whole_number(1, options.MAX_ROUNDS, "a number of rounds"),
                         help="measurements of each commit, interleaved across commits (default 1)")
     parser.add_argument("--out", default=None,
                         help="the history's folder (default results/history/<module.Class>); "

@@ -34,10 +34,15 @@ def add_arguments(parser) -> None:
                         help="run cases in this process (for debugging; no isolation, no timeout)")
     parser.add_argument("--report", action="store_true",
                         help="render the run's HTML report under reports/ when it ends, and print its path")
-    parser.add_argument("--rounds", type=options.whole_number(1, 1000, "a number of rounds"), default=None, metavar="N",
+    parser.add_argument("--rounds", type=options.whole_number(1, options.MAX_ROUNDS, "a number of rounds"),
+                        default=None, metavar="N",
                         help="run each case in N separate processes, interleaved across cases (round 1 of every "
                              "case, then round 2, …), samples pooled, round-to-round spread kept (default: the "
                              "suite's rounds, or those of the run resumed, else 1)")
+    parser.add_argument("--db", type=options.non_empty, default=None, metavar="URL",
+                        help="the results database the run is also stored in (default: $MLXBENCH_DB, else "
+                             "sqlite:///<out>/mlxbench.db); the run folder stays the result")
+    parser.add_argument("--no-db", action="store_true", help="do not store the run in the results database")
     parser.add_argument("--no-calibrate", action="store_true",
                         help="skip the environment's matmul/bandwidth calibration (saves ~3 s)")
 
@@ -62,6 +67,10 @@ def main(args) -> int:
     if spent := time_spent(ran, time.monotonic() - started):
         print(f"\n{spent}")
     print(f"\nresults: {run_dir}")
+    if not args.no_db:
+        from mlxbench.results.db import index_run, run_url
+
+        print(index_run(run_dir, args.db or run_url(args.out)))
     if args.report:
         from mlxbench.commands.report import write_html
 

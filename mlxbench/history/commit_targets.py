@@ -48,9 +48,12 @@ def add_arguments(parser) -> None:
 
     parser.add_argument("--repo", help="the git repository whose commits are measured")
     parser.add_argument("--workload", help="the workload as module:Class, imported from each commit's tree")
-    parser.add_argument("--warmup", type=options.steps, default=2, help="untimed steps before the timed ones (default 2)")
-    parser.add_argument("--repeat", type=options.timed_steps, default=10, help="timed steps per measurement (default 10)")
-    parser.add_argument("--timeout", type=options.seconds, default=600.0, help="seconds one measurement may run (default 600)")
+    parser.add_argument("--warmup", type=options.steps, default=2,
+                        help="untimed steps before the timed ones (default 2)")
+    parser.add_argument("--repeat", type=options.timed_steps, default=10,
+                        help="timed steps per measurement (default 10)")
+    parser.add_argument("--timeout", type=options.seconds, default=600.0,
+                        help="seconds one measurement may run (default 600)")
 
 
 def series(args, first_rev: str, last_rev: str, first_option: str, last_option: str, out: str) -> CommitSeries:

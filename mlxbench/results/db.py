@@ -53,6 +53,12 @@ def default_url() -> str:
     return os.environ.get("MLXBENCH_DB") or DEFAULT_URL
 
 
+def run_url(out_root: str | Path) -> str:
+    """Where ``mlxbench run --out OUT`` stores its runs: ``MLXBENCH_DB``, else ``OUT/mlxbench.db``
+    (``results/mlxbench.db`` by default), so a run into a scratch folder never writes the shared one."""
+    return os.environ.get("MLXBENCH_DB") or f"sqlite:///{Path(out_root) / 'mlxbench.db'}"
+
+
 def connect(url: str | None = None) -> "Database":
     """Open (creating and migrating where needed) the database at ``url``; UserError in one line if it cannot."""
     url = url or default_url()

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mlxbench import options
 from mlxbench.errors import UserError
 from mlxbench.machine import os_memory
 from mlxbench.suite.limits import anchor_hostfiles, check_count
@@ -37,12 +38,14 @@ FIELDS = {p.name: p for p in (
     Param("description", str, "", help="one line on what the suite answers"),
     Param("workload", str, help="a workload name (train, generate, …) or 'module:Class'"),
     Param("baseline", str, None, nullable=True, help="the variant others are compared with (default: the first)"),
-    Param("warmup", int, 1, minimum=0, help="untimed steps per case"),
-    Param("repeat", int, 5, minimum=1, help="timed steps per case"),
-    Param("timeout", float, 600.0, minimum=0, help="seconds per case before it is stopped and recorded as timeout"),
+    Param("warmup", int, 1, minimum=0, maximum=options.MAX_STEPS, help="untimed steps per case"),
+    Param("repeat", int, 5, minimum=1, maximum=options.MAX_STEPS, help="timed steps per case"),
+    Param("timeout", float, 600.0, minimum=0, maximum=options.MAX_SECONDS,
+          help="seconds per case before it is stopped and recorded as timeout"),
     Param("seed", int, 0, help="random seed of every case"),
-    Param("rounds", int, 1, minimum=1, help="interleaved rounds: each case in this many separate processes, "
-                                            "round 1 of every case first (mlxbench run --rounds)"),
+    Param("rounds", int, 1, minimum=1, maximum=options.MAX_ROUNDS,
+          help="interleaved rounds: each case in this many separate processes, round 1 of every case first "
+               "(mlxbench run --rounds)"),
     Param("memory_limit_mb", int, None, nullable=True, minimum=1,
           help="in MB (10⁶ bytes): a case whose process resident memory passes this is stopped and recorded as oom"),
     Param("swap_limit_mb", int, os_memory.DEFAULT_SWAP_LIMIT_MB, nullable=True, minimum=0,

@@ -35,6 +35,7 @@ class Param:
     choices: tuple | None = None
     nullable: bool = False  # accepts null
     minimum: float | None = None
+    maximum: float | None = None  # a bound that keeps a typo (10**20 steps) from meaning years of work
     # A rule on the value itself once its type is right (a model that exists): None or the problem.
     validate: Callable[[Any], str | None] | None = None
 
@@ -51,7 +52,8 @@ class Param:
         ok_type = isinstance(value, self.type) and not (self.type is not bool and isinstance(value, bool))
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             ok_type = True
-        if not ok_type or (self.minimum is not None and value < self.minimum):
+        if not ok_type or (self.minimum is not None and value < self.minimum) or (
+                self.maximum is not None and value > self.maximum):
             return f"expected {self.describe()}, got {value!r}"
         return self.validate(value) if self.validate else None
 
@@ -60,11 +62,18 @@ class Param:
             return "one of " + ", ".join(map(repr, self.choices)) + (" or null" if self.nullable else "")
         words = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
                  dict: "a mapping", list: "a list"}[self.type]
-        if self.minimum == 1 and self.type is int:
+        if self.minimum is not None and self.maximum is not None:
+            words += f" from {_plain(self.minimum)} to {_plain(self.maximum)}"
+        elif self.minimum == 1 and self.type is int:
             words = "a positive integer"
         elif self.minimum is not None:
             words += f" ≥ {self.minimum}"
         return words + (" or null" if self.nullable else "")
+
+
+def _plain(x: float) -> str:
+    """1000000, not 1e+06: a bound as a user would type it."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 Terms = Callable[[dict], tuple[dict[str, int], dict[str, int]]]
