@@ -7,8 +7,6 @@ a kill, a reboot) runs only what is not recorded yet.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import shlex
 import sys
 from contextlib import contextmanager
@@ -22,6 +20,7 @@ from mlxbench.history.conclude import conclude
 from mlxbench.history.sweep import suite_entry, sweep
 from mlxbench.history.envs import pin_sets
 from mlxbench.history.table import history_table
+from mlxbench.run.rundir import exclusively
 from mlxbench.suite.schema import expand, load
 
 LOCK = "history.lock"
@@ -54,16 +53,9 @@ def add_arguments(parser) -> None:
 def _held(folder: Path):
     """One history at a time in a folder: two would both run what neither has recorded yet."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"{folder}: --out: expected a history folder no other history is working in, "
-                            f"got one in use; wait for it to end") from None
+    with exclusively(folder / LOCK, lambda _: f"{folder}: --out: expected a history folder no other history is "
+                                              f"working in, got one in use; wait for it to end"):
         yield
-    finally:
-        os.close(fd)
 
 
 def _range(text: str | None) -> tuple[str, str]:

@@ -13,7 +13,7 @@ import os
 import shlex
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
@@ -117,23 +117,31 @@ def _first_difference(was, now, path: str) -> tuple[str, str, str] | None:
 @contextmanager
 def _locked(run_dir: Path) -> Iterator[None]:
     """Hold ``runner.lock`` of the run folder, or refuse: another runner is working in it."""
-    path = run_dir / LOCK
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as err:
-        raise UserError(f"{path}: could not open the run's lock: {err.strerror or err}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"{run_dir}: --resume: expected a run no other runner is working in, "
-                            f"got one in use by {_holder(path)}; wait for it to end, or stop it") from None
+    refusal = lambda path: (f"{run_dir}: --resume: expected a run no other runner is working in, "  # noqa: E731
+                            f"got one in use by {_holder(path)}; wait for it to end, or stop it")
+    with exclusively(run_dir / LOCK, refusal) as fd:
         holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                              "since": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         # Who holds the lock only goes into the next runner's message: a full disk does not stop the run here.
         with suppress(OSError):
             os.ftruncate(fd, os.pwrite(fd, holder.encode() + b"\n", 0))
         yield
+
+
+@contextmanager
+def exclusively(path: Path, refusal: Callable[[Path], str]) -> Iterator[int]:
+    """Hold an exclusive lock on ``path`` (made if missing) while the block runs, its descriptor given;
+    UserError(``refusal(path)``) when another process holds it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise UserError(f"{path}: could not open the lock: {err.strerror or err}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(refusal(path)) from None
+        yield fd
     finally:
         os.close(fd)
 
