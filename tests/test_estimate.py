@@ -168,7 +168,9 @@ DEEP = dict(model="small", batch_size=1, prompt_tokens=64, generation_tokens=4, 
 DEPTH_TOLERANCE = 0.15
 
 
-@pytest.mark.parametrize("weights", [{}, {"quantization": 4}], ids=["float32", "4-bit"])
+# The 4-bit case on the tiny model: the small one's 2048-token prefill through MLX's CPU quantized matmul
+# takes ~100 s here (its figure, +8.6%, is in docs/fit.md); on tiny the cache is nearly all of the peak.
+@pytest.mark.parametrize("weights", [{}, {"quantization": 4, "model": "tiny"}], ids=["float32", "4-bit"])
 def test_generation_estimate_counts_the_kv_cache_at_depth(weights):
     params = {**DEEP, **weights}
     estimated, measured = estimate("generate", params), measured_peak("generate", params)

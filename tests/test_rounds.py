@@ -112,8 +112,12 @@ def test_each_mlx_pytorch_ratio_shows_its_round_to_round_range(tmp_path):
                       params={"framework": framework, "model": "tiny"}, metrics={rate.name: sorted(per_round)[1]},
                       rounds={"of": 3, "values": {rate.name: per_round}})
 
+    from mlxbench.workloads import get
+
+    sections = [dict(s) for s in get("generate").report_sections]  # as the run folder keeps them
     run = Run(tmp_path, [case("MLX", "mlx", [30.0, 33.0, 36.0]), case("PyTorch", "torch", [10.0, 10.0, 12.0])],
-              {}, {}, {rate.name: rate})
-    [row] = frameworks.ratio_rows(run)
+              {}, {"sections": sections}, {rate.name: rate})
+    [section] = frameworks.sections(run)
+    [row] = section["rows"]
     assert row["rates"][0]["ratio"] == "3.30×"  # the pooled figures' ratio
     assert row["rates"][0]["rounds"] == "3.00–3.30× over 3 rounds"  # 30/10, 33/10, 36/12
