@@ -71,6 +71,24 @@ def test_a_workload_module_that_fails_at_import_names_the_users_file_and_line(tm
     assert str(refused.value).startswith(f"{tmp_path / 'suite.yaml'}:2: workload: ")
 
 
+@pytest.mark.parametrize("module, code, said", [
+    ("waits_at_import", "import time\ntime.sleep(600)\n", "did not end within 3 s"),
+    ("forks_at_import", "import os\nos.fork()\n", "forked a process"),
+    ("ends_at_import", "import os\nos._exit(0)\n", "ended the process with status 0"),
+    ("crashes_at_import", "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", "killed by SIGSEGV"),
+])
+def test_what_an_import_does_that_cannot_be_caught_is_contained_and_refused(tmp_path, monkeypatch, module, code,
+                                                                              said):
+    from mlxbench.suite import import_probe
+
+    monkeypatch.setattr(import_probe, "TIMEOUT_S", 3.0)
+    pid = os.getpid()
+    with pytest.raises(UserError) as refused:
+        suites.load(user_workload(tmp_path, module, code))
+    assert os.getpid() == pid  # not a forked child carrying on as the runner
+    assert f"workload: {module}:W: importing it {said}" in str(refused.value) and "\n" not in str(refused.value)
+
+
 @pytest.mark.parametrize("spec", [":W", "mod:", ":"])
 def test_a_workload_spec_with_a_part_missing_is_refused(tmp_path, spec):
     with pytest.raises(UserError, match="expected 'module:Class' with both named"):

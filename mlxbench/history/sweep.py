@@ -176,7 +176,7 @@ def user_case(spec: str, folder: Path, warmup: int, repeat: int, timeout_s: floa
         raise UserError(f"--workload: expected 'module:Class' (a module of the repository), got {spec!r}")
     path_before, modules_before = list(sys.path), set(sys.modules)
     try:
-        cls = workload_class(spec, (str(folder),))
+        cls = workload_class(spec, (str(folder),), probe=True)
         params, declared = cls.defaults(), cls.declared_metrics()
     except LookupError as err:
         raise UserError(f"--workload: {err} (looked in {folder})") from None

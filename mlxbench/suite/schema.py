@@ -277,7 +277,7 @@ def load(path: str | Path, profile: str | None = None, sets: list[str] = (), onl
     layers = _layers(raw, chosen)
     anchor_hostfiles(layers.defaults, layers.fields, Path(path).resolve().parent)
     try:
-        cls = workload_class(raw["workload"], (str(Path(path).resolve().parent),))
+        cls = workload_class(raw["workload"], (str(Path(path).resolve().parent),), probe=True)
     except LookupError as err:
         raise source.error(("workload",), str(err)) from None
     _apply_sets(layers, sets, cls, source)
