@@ -21,7 +21,7 @@ def test_an_mlx_vs_torch_run_gives_each_framework_its_own_peak_column(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "mlxbench", "run", str(ROOT / "suites" / "mlx-vs-torch.yaml"), "--profile", "quick",
          "--only", "MLX float32", "PyTorch float32", "--set", "model=tiny", "prompt_tokens=12",
-         "generation_tokens=6", "warmup=0", "repeat=2", "batch_size=1", "--no-calibrate",
+         "generation_tokens=6", "warmup=0", "repeat=2", "batch_size=1", "--rounds", "1", "--no-calibrate",
          "--out", str(tmp_path / "results"), "--report"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
