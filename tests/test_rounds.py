@@ -4,16 +4,15 @@ keeping the finished rounds. Real CLI, real MLX (a tiny matmul grid)."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import psutil
 
+from killed_runner import kill_after_first_record
 from mlxbench.errors import UserError  # noqa: F401  (the package, BLAS first)
 from mlxbench.results import store
 from mlxbench.results.rounds import interleaved, pool, round_id
@@ -58,20 +57,7 @@ def test_rounds_below_one_are_refused_in_one_line(tmp_path):
 
 def test_a_killed_run_resumes_keeping_its_finished_rounds(tmp_path):
     grid = [*GRID[:2], "fp32", GRID[-1]]  # 2 cases × 2 rounds
-    runner = subprocess.Popen([sys.executable, "-m", "mlxbench", "run", *grid, "--rounds", "2", "--out",
-                               str(tmp_path)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline, path = time.monotonic() + 120, None
-        while time.monotonic() < deadline and path is None:
-            found = list(tmp_path.glob("*/*/records.jsonl"))
-            path = found[0] if found and found[0].read_text().count("\n") >= 1 else None
-            time.sleep(0.05)
-        assert path is not None, "no round finished in time"
-        workers = psutil.Process(runner.pid).children()
-        runner.send_signal(signal.SIGKILL)
-    finally:
-        runner.kill()
-        runner.wait()
+    path, workers = kill_after_first_record([*grid, "--rounds", "2", "--out", str(tmp_path)], tmp_path, ROOT)
     psutil.wait_procs(workers, timeout=10)
     before = {r.case_id for r in store.read_records(path.parent)}
     assert 1 <= len(before) < 4

@@ -7,15 +7,14 @@ and a suite whose variants fail on purpose (tests/fixtures/faults.py).
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
+from killed_runner import kill_after_first_record
 from mlxbench.results import store
 from mlxbench.results.record import latest_by_case
 
@@ -224,24 +223,8 @@ def test_dry_run_lists_the_cases_and_writes_nothing(tmp_path):
 
 def test_runner_killed_mid_run_leaves_valid_records_and_resume_completes_each_case_once(tmp_path):
     only = ["--only", "fp32", "bf16"]
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "mlxbench", "run", "tests/fixtures/grid.yaml", *only, "--out", str(tmp_path),
-         "--no-calibrate"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        records_path = None
-        while time.monotonic() < deadline:
-            found = list(tmp_path.glob("*/*/records.jsonl"))
-            if found and found[0].read_text().count("\n") >= 1:
-                records_path = found[0]
-                break
-            time.sleep(0.05)
-        assert records_path is not None, "no case finished in time"
-        workers = psutil.Process(runner.pid).children()
-        runner.send_signal(signal.SIGKILL)
-    finally:
-        runner.kill()
-        runner.wait()
+    records_path, workers = kill_after_first_record(
+        ["tests/fixtures/grid.yaml", *only, "--out", str(tmp_path), "--no-calibrate"], tmp_path, ROOT)
     # The worker of the case in flight sees its runner gone and stops on its own.
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive
