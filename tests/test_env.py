@@ -50,7 +50,9 @@ def test_env_reports_optimized_blas_on_linux(env_json):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the BLAS swap is Linux-only")
-def test_this_process_maps_openblas_after_importing_mlxbench():
+def test_this_process_maps_openblas_once_mlx_core_is_imported():
+    import mlx.core  # noqa: F401  (mlxbench loads the BLAS just before it, not at its own import)
+
     maps = Path("/proc/self/maps").read_text()
     assert "openblas" in maps.lower()
     assert blas.load().optimized
@@ -82,3 +84,21 @@ def test_env_id_is_stable_for_the_same_machine(env_json):
 def test_unknown_command_exits_2():
     out = run_cli("frobnicate")
     assert out.returncode == 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the BLAS swap is Linux-only")
+def test_a_shim_built_through_a_symlinked_venv_outlives_the_link(tmp_path):
+    bundled = blas._bundled_gfortran()
+    if bundled is None:
+        pytest.skip("this MLX wheel bundles no libgfortran")
+    link = tmp_path / "worktree-libs"
+    link.symlink_to(bundled.resolve().parent)
+    os.environ["MLXBENCH_CACHE"], saved = str(tmp_path / "cache"), os.environ.get("MLXBENCH_CACHE")
+    try:
+        shim = blas._gfortran_shim(link / bundled.name)
+    finally:
+        os.environ.pop("MLXBENCH_CACHE") if saved is None else os.environ.update(MLXBENCH_CACHE=saved)
+    link.unlink()
+    loaded = subprocess.run([sys.executable, "-c", f"import ctypes; ctypes.CDLL({str(shim)!r})"],
+                            capture_output=True, text=True, timeout=60)
+    assert loaded.returncode == 0, loaded.stderr

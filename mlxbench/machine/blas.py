@@ -98,7 +98,10 @@ def _cache_dir() -> Path:
 
 def _gfortran_shim(bundled: Path) -> Path:
     """A copy of MLX's bundled libgfortran whose soname is libgfortran.so.5."""
-    key = hashlib.sha1(str(bundled.resolve()).encode()).hexdigest()[:12]
+    # The key and the rpath name the same real folder: a venv reached through a symlink (a git worktree's)
+    # once cached a shim whose rpath died with the link, and every later process fell back to reference BLAS.
+    bundled = bundled.resolve()
+    key = hashlib.sha1(str(bundled).encode()).hexdigest()[:12]
     shim = _cache_dir() / key / "libgfortran.so.5"
     if shim.exists():
         return shim
