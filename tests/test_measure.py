@@ -1,5 +1,7 @@
 """The measurement loop on real MLX: what is timed, what is summarized, which peak is reported."""
 
+import time
+
 import mlx.core as mx
 import pytest
 
@@ -71,6 +73,7 @@ def test_metrics_derived_by_the_workload_appear_with_the_loop_figures():
         "cache_memory_bytes": m.cache_memory_bytes, "peak_rss_bytes": m.peak_rss_bytes,
         "other_processes_cpu_share": m.other_processes_cpu_share,
         **{k: m.metrics[k] for k in MEMORY_TRUTH},
+        "steps_s": m.metrics["steps_s"],  # no startup_s: in-process, the process began long before the case
         "steps_timed": 3, "last_index": 5.0,
     }
     assert 0 <= m.other_processes_cpu_share <= 1 and m.peak_rss_bytes > 0
@@ -145,3 +148,23 @@ def test_progress_is_a_tracker_told_each_step_warm_up_first():
     seen = []
     _, m = counting(warmup=2, repeat=3, trackers=(StepProgress(seen.append),))
     assert seen == [1, 2, 3, 4, 5] and m.timed["step_time_s"]["n"] == 3
+
+
+class SlowToSummarize(Counting):
+    """Steps of ~20 ms, then derived figures that take 0.5 s: work after the steps, not in them."""
+
+    def step(self) -> dict:
+        time.sleep(0.02)
+        return super().step()
+
+    def metrics(self, timed: dict[str, dict]) -> dict:
+        time.sleep(0.5)
+        return super().metrics(timed)
+
+
+def test_time_in_steps_ends_with_the_last_timed_step_not_with_the_summaries():
+    wl = SlowToSummarize({"warmup": 1}, seed=0)
+    m = measure(wl, 1, 4)
+    in_steps = m.metrics["steps_s"]
+    assert sum(m.samples["step_time_s"]) <= in_steps < 0.5
+    assert "startup_s" not in m.metrics  # in-process: the process started long before this case

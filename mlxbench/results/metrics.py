@@ -115,7 +115,7 @@ LOOP_METRICS = (
     diagnostic("cache_memory_bytes", "Cache Memory (MB)", "MB", scale=MB),
     diagnostic("other_processes_cpu_share", "Other Processes' CPU Share"),
     *MEMORY_TRUTH_METRICS,
-    # The fixed cost of a case (run.worker.fixed_cost): what a worker pays before its first step.
+    # The fixed cost of a case (run.trackers.FixedCost): what a worker pays before its first step.
     diagnostic("startup_s", "Fixed Cost before the First Step (s)", "s"),
     diagnostic("steps_s", "Warm-up and Timed Steps (s)", "s"),
 )

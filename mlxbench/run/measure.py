@@ -89,7 +89,7 @@ def measure(wl: Workload, warmup: int, repeat: int, *, sampler: profiler.MemoryS
         mlx = loop_trackers.MlxMemory() if wl.framework == "mlx" else None
         clock = loop_trackers.StepTime()  # last: the innermost, its time is the step's alone
         composed = Trackers([os_memory, loop_trackers.CpuContention(), *([mlx] if mlx else []), *trackers,
-                             *wl.trackers(), clock])
+                             *wl.trackers(), loop_trackers.FixedCost(sampler, isolated), clock])
         with composed:
             for _ in range(repeat):
                 with composed.step():

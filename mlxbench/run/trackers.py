@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+import psutil
+
 import mlxbench  # noqa: F401  (loads the optimized BLAS before mlx.core)
 import mlx.core as mx
 
@@ -116,6 +118,32 @@ class CpuContention(Tracker):
 
     def figures(self) -> dict[str, Any]:
         return {} if self.share is None else {"other_processes_cpu_share": self.share}
+
+
+class FixedCost(Tracker):
+    """Where a case's time went. ``steps_s``: from its first warm-up step to the end of its last timed step
+    (stopped right after the step clock, before any summary or derived figure). ``startup_s``: from the
+    process's start to the first warm-up step (interpreter, imports, model build), in a worker only: an
+    in-process case's process started long before it."""
+
+    produces = ("startup_s", "steps_s")
+
+    def __init__(self, sampler: profiler.MemorySampler, isolated: bool):
+        self.sampler, self.isolated = sampler, isolated
+        self.ended: float | None = None
+
+    def stop(self) -> None:
+        self.ended = time.perf_counter()
+
+    def figures(self) -> dict[str, Any]:
+        starts = {p["name"]: p["start"] for p in self.sampler.phases}
+        if self.ended is None or "warmup" not in starts:
+            return {}
+        first_step = self.sampler.t0 + starts["warmup"]
+        figures = {"steps_s": self.ended - first_step}
+        if self.isolated:
+            figures["startup_s"] = time.time() - (time.perf_counter() - first_step) - psutil.Process().create_time()
+        return figures
 
 
 class StepProgress(Tracker):

@@ -18,7 +18,6 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-import psutil
 
 import mlxbench  # noqa: F401  (loads the optimized BLAS before mlx.core)
 import mlx.core as mx
@@ -80,7 +79,7 @@ def measure(case: Case, outcome: dict, isolated: bool, trackers: tuple[Tracker, 
     try:
         measured = loop.measure(wl, case.warmup, case.repeat, sampler=sampler, isolated=isolated,
                                 trackers=trackers)
-        outcome["metrics"] = {**measured.metrics, **fixed_cost(sampler, isolated)}
+        outcome["metrics"] = measured.metrics
         outcome["leak"] = measured.leak
         outcome["memory"] = measured.memory
         outcome["equivalence_values"] = wl.equivalence()
@@ -88,20 +87,6 @@ def measure(case: Case, outcome: dict, isolated: bool, trackers: tuple[Tracker, 
         sampler.stop()  # a no-op when the loop already stopped it
         outcome["memory_timeline"] = sampler.timeline(max_points=TIMELINE_POINTS)
         wl.teardown()
-
-
-def fixed_cost(sampler: profiler.MemorySampler, isolated: bool) -> dict:
-    """``startup_s``: from this process's start to its first warm-up step (interpreter, imports, model build;
-    a worker's only: in-process the process started long before), and ``steps_s``: the warm-up and timed
-    steps since. Read just after the loop ends."""
-    starts = {p["name"]: p["start"] for p in sampler.phases}
-    if "warmup" not in starts:
-        return {}
-    since_warmup = time.perf_counter() - (sampler.t0 + starts["warmup"])
-    figures = {"steps_s": since_warmup}
-    if isolated:
-        figures["startup_s"] = time.time() - since_warmup - psutil.Process().create_time()
-    return figures
 
 
 def run_case(case: Case, isolated: bool = False, trackers: tuple[Tracker, ...] = ()) -> dict:

@@ -80,14 +80,13 @@ def shapes(model: str, dtype: str = "float32", quantization: int | None = None, 
     layers = len(net.layers)
     trained_layers = layers
     if lora is not None:
-        from mlx_lm.tuner.utils import linear_to_lora_layers
-
+        from mlxbench.workloads._lora import add_lora
         from mlxbench.workloads._model_params import LORA_KEYS
 
         lora = {**LORA_KEYS, **lora}
         net.freeze()
         trained_layers = lora["layers"] or layers
-        linear_to_lora_layers(net, trained_layers, {"rank": lora["rank"], "scale": lora["scale"], "dropout": 0.0})
+        add_lora(net, trained_layers, lora["rank"], lora["scale"])
     text = text_config(config)
     heads = text["num_attention_heads"]
     hidden = text["hidden_size"]

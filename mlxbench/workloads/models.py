@@ -83,24 +83,36 @@ def preset_config(name: str) -> dict:
 
 def architecture(model_type: str):
     """mlx-lm's module of ``model_type`` (``mlx_lm.models.<model_type>``), imported without first running
-    mlx_lm's package ``__init__`` when nothing has imported mlx_lm yet.
+    mlx_lm's package ``__init__`` (see ``mlx_lm_module``)."""
+    return mlx_lm_module(f"models.{model_type}")
 
-    That ``__init__`` imports convert, generate and the tokenizer stack (transformers, and torch where
-    installed): seconds of a worker's fixed cost that a random-weight model never uses. The package is
-    entered unexecuted; the first attribute read from it (``mlx_lm.load``, ``__version__``) runs its
-    ``__init__`` then (PEP 562), so later users see the whole package. Submodules import as usual.
+
+def mlx_lm_module(name: str):
+    """``mlx_lm.<name>``, imported without running the ``__init__`` of mlx_lm or of mlx_lm.tuner where
+    nothing has imported them yet.
+
+    Those ``__init__``s import convert, generate, the trainer and the tokenizer stack (transformers, and
+    torch where installed): seconds of a worker's fixed cost that a random-weight model never uses. Each
+    package is entered unexecuted; the first attribute read from it (``mlx_lm.load``, ``__version__``,
+    ``mlx_lm.tuner.train``) runs its ``__init__`` then (PEP 562), so later users see the whole package.
+    Submodules import as usual.
     """
-    if "mlx_lm" not in sys.modules and (spec := importlib.util.find_spec("mlx_lm")) is not None:
-        package = importlib.util.module_from_spec(spec)
+    for package_name in ("mlx_lm", "mlx_lm.tuner"):
+        if package_name not in sys.modules and (spec := importlib.util.find_spec(package_name)) is not None:
+            sys.modules[package_name] = _unexecuted(spec)
+    return importlib.import_module(f"mlx_lm.{name}")
 
-        def complete(name: str):
-            del package.__dict__["__getattr__"]
-            spec.loader.exec_module(package)
-            return getattr(package, name)
 
-        package.__getattr__ = complete
-        sys.modules["mlx_lm"] = package
-    return importlib.import_module(f"mlx_lm.models.{model_type}")
+def _unexecuted(spec):
+    package = importlib.util.module_from_spec(spec)
+
+    def complete(name: str):
+        del package.__dict__["__getattr__"]
+        spec.loader.exec_module(package)
+        return getattr(package, name)
+
+    package.__getattr__ = complete
+    return package
 
 
 def build(model: str, seed: int = 0, dtype: str = "float32") -> tuple[nn.Module, dict]:

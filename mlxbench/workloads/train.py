@@ -30,7 +30,7 @@ from mlxbench.results.metrics import PEAK_MEMORY, STEP_TIME, Metric, rate
 from mlxbench.workloads.base import Param, Workload, register
 from mlxbench.workloads._model_params import LORA_KEYS, MODEL_PARAM, QUANTIZATION_PARAMS, quantization_errors
 from mlxbench.workloads.distributed import DISTRIBUTED_PARAM, RANK_METRICS, batch_errors
-from mlxbench.workloads import _train_memory
+from mlxbench.workloads import _lora, _train_memory
 
 OPTIMIZERS = {"adam": optim.Adam, "adamw": optim.AdamW, "sgd": optim.SGD}
 # Relative tolerance of the equivalence check. float32 differs only by summation order
@@ -167,10 +167,7 @@ class Train(Workload):
             self.net.freeze()
             lora = {**LORA_KEYS, **p["lora"]}
             layers = lora["layers"] or len(self.net.layers)
-            from mlx_lm.tuner.utils import linear_to_lora_layers
-
-            linear_to_lora_layers(self.net, layers, {"rank": lora["rank"], "scale": lora["scale"],
-                                                     "dropout": 0.0})
+            _lora.add_lora(self.net, layers, lora["rank"], lora["scale"])
         self.flops_per_token = models.training_flops_per_token(self.net, self.config, p["seq_length"])
         if p["gradient_checkpointing"]:
             checkpoint_layers(self.net)
