@@ -79,6 +79,21 @@ def test_tokens_are_mlx_lm_generate_steps_greedy_tokens(tiny):
     assert generate(tiny, prompt, generation_tokens=6).tokens[0].tolist() == expected
 
 
+def test_a_quantized_kv_cache_decodes_mlx_lm_generate_steps_tokens_and_cache(wide_heads_dir):
+    # workloads/_generation_runtime mirrors mlx_lm.generate's stream, wired limit and KV quantization.
+    from mlx_lm.generate import generate_step
+    from mlx_lm.models.cache import make_prompt_cache
+
+    model = models.build(wide_heads_dir)[0]
+    prompt = prompts()
+    theirs = make_prompt_cache(model)
+    expected = [t for t, _ in generate_step(prompt[0], model, max_tokens=6, prompt_cache=theirs, kv_bits=4,
+                                            kv_group_size=32, quantized_kv_start=0)]
+    ours = make_prompt_cache(model)
+    assert generate(model, prompt, 6, kv_bits=4, kv_group_size=32, cache=ours).tokens[0].tolist() == expected
+    assert [type(c).__name__ for c in ours] == [type(c).__name__ for c in theirs] == ["QuantizedKVCache"] * 2
+
+
 def test_a_row_decodes_the_same_tokens_in_a_batch_as_alone(tiny):
     batch = generate(tiny, prompts(batch_size=2), generation_tokens=6).tokens
     alone = generate(tiny, prompts(batch_size=2)[1:], generation_tokens=6).tokens

@@ -1,5 +1,5 @@
 """mlxbench's LoRA placement (workloads/_lora.py) against mlx-lm's own ``linear_to_lora_layers``, and the
-fixed cost it exists to save: a training worker imports no tokenizer stack."""
+fixed cost it and workloads/_generation_runtime.py exist to save: a case imports no tokenizer stack."""
 
 import subprocess
 import sys
@@ -36,10 +36,15 @@ def test_lora_goes_where_mlx_lm_puts_it(model, quantized, layers):
     assert len(_trainable(ours)) > 0
 
 
-def test_a_training_case_imports_no_tokenizer_stack():
+@pytest.mark.parametrize("workload,params", [
+    ("train", {"model": "tiny", "batch_size": 1, "seq_length": 16, "lora": {"rank": 4, "layers": 1}}),
+    ("generate", {"model": "tiny", "prompt_tokens": 8, "generation_tokens": 2, "quantization": 4, "group_size": 32}),
+])
+def test_a_case_imports_no_tokenizer_stack(workload, params):
     code = ("import sys, mlxbench\n"
-            "from mlxbench.workloads.train import Train\n"
-            "wl = Train({**Train.defaults(), 'model': 'tiny', 'batch_size': 1, 'seq_length': 16, 'lora': {'rank': 4, 'layers': 1}}, 0)\n"
+            "from mlxbench.workloads import get\n"
+            f"cls = get({workload!r})\n"
+            f"wl = cls({{**cls.defaults(), **{params!r}}}, 0)\n"
             "wl.setup(); wl.step()\n"
             "print(sorted(m for m in ('transformers', 'mlx_lm.tokenizer_utils', 'mlx_lm.utils', 'torch')"
             " if m in sys.modules))\n")

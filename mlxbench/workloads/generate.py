@@ -36,6 +36,7 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from mlxbench.workloads import _data_parallel as dp
+from mlxbench.workloads import _generation_runtime as runtime
 from mlxbench.workloads import models
 from mlxbench.workloads.distributed import DISTRIBUTED_PARAM, RANK_METRICS, sharding_errors
 from mlxbench.workloads import memory_settings
@@ -94,10 +95,8 @@ def _prefill(model: nn.Module, cache: list, tokens: mx.array, step_size: int, qu
 
 def _kv_quantizer(kv_bits: int | None, kv_group_size: int):
     """mlx-lm's own cache quantization, from the first token on (its quantized_kv_start=0)."""
-    from mlx_lm.generate import maybe_quantize_kv_cache
-
     def quantize_kv(cache: list) -> None:
-        maybe_quantize_kv_cache(cache, quantized_kv_start=0, kv_group_size=kv_group_size, kv_bits=kv_bits)
+        runtime.maybe_quantize_kv_cache(cache, quantized_kv_start=0, kv_group_size=kv_group_size, kv_bits=kv_bits)
 
     return quantize_kv
 
@@ -109,7 +108,6 @@ def generate(model: nn.Module, prompts: mx.array, generation_tokens: int, prefil
     ``cache``: a prompt cache that already holds context (a depth, a shared prefix) which the
     prompts continue; None: a fresh one, made inside the timed span as mlx-lm does.
     """
-    from mlx_lm.generate import generation_stream, wired_limit
     from mlx_lm.models.cache import make_prompt_cache
 
     quantize_kv = _kv_quantizer(kv_bits, kv_group_size)
@@ -120,7 +118,8 @@ def generate(model: nn.Module, prompts: mx.array, generation_tokens: int, prefil
         # Greedy: the argmax of the logits is the argmax of the log-probabilities.
         return mx.argmax(logits, axis=-1)
 
-    with wired_limit(model, [generation_stream]), mx.stream(generation_stream):
+    stream = runtime.generation_stream()
+    with runtime.wired_limit([stream]), mx.stream(stream):
         start = time.perf_counter()
         cache = make_prompt_cache(model) if cache is None else cache
         prefill_start = time.perf_counter()
