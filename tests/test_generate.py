@@ -13,7 +13,7 @@ from validation import validation_errors
 from mlxbench.workloads import models
 from mlxbench.run import measure as loop
 from mlxbench.workloads import get
-from mlxbench.workloads.generate import Generate, generate, make_prompts
+from mlxbench.workloads.generate import Generate, bits_per_weight, generate, make_prompts
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT = {"model": "tiny", "prompt_tokens": 12, "generation_tokens": 6}
@@ -139,6 +139,16 @@ def test_each_timed_step_reports_its_phases_within_the_step_time_the_loop_took()
 def test_total_decode_speed_is_the_batch_times_the_per_sequence_speed():
     m = measure(batch_size=3)
     assert m["decode_tokens_per_s_total"] == pytest.approx(3 * m["decode_tokens_per_s"])
+
+
+@pytest.mark.parametrize("bits", [None, 4, 8])
+def test_bits_per_weight_is_mlx_lms(bits):
+    from mlx_lm.utils import compute_bits_per_weight
+
+    net = models.build("tiny", seed=0)[0]
+    if bits:
+        models.quantize(net, bits, 32)
+    assert bits_per_weight(net) == compute_bits_per_weight(net)
 
 
 def test_dtype_sets_the_bits_per_weight():

@@ -40,13 +40,14 @@ def test_lora_goes_where_mlx_lm_puts_it(model, quantized, layers):
     ("train", {"model": "tiny", "batch_size": 1, "seq_length": 16, "lora": {"rank": 4, "layers": 1}}),
     ("generate", {"model": "tiny", "prompt_tokens": 8, "generation_tokens": 2, "quantization": 4, "group_size": 32}),
 ])
-def test_a_case_imports_no_tokenizer_stack(workload, params):
+def test_a_case_imports_no_tokenizer_stack_and_no_scipy(workload, params):
+    # What a worker imports is its fixed cost: transformers (through mlx_lm.utils) cost ~1.8 s, scipy.stats 1.1 s.
     code = ("import sys, mlxbench\n"
             "from mlxbench.workloads import get\n"
+            "from mlxbench.run.measure import measure\n"
             f"cls = get({workload!r})\n"
-            f"wl = cls({{**cls.defaults(), **{params!r}}}, 0)\n"
-            "wl.setup(); wl.step()\n"
-            "print(sorted(m for m in ('transformers', 'mlx_lm.tokenizer_utils', 'mlx_lm.utils', 'torch')"
+            f"measure(cls({{**cls.defaults(), **{params!r}}}, 0), 1, 2, isolated=True)\n"
+            "print(sorted(m for m in ('transformers', 'mlx_lm.tokenizer_utils', 'mlx_lm.utils', 'torch', 'scipy.stats')"
             " if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

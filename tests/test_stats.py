@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from mlxbench import stats
 
@@ -95,6 +96,14 @@ def test_median_against_judges_the_interval_not_the_median_alone():
     median, low, high, where = stats.median_against([1.00, 1.01, 0.99, 1.02, 1.00, 1.01], 0.9)
     assert where == "above" and low <= median <= high
     assert stats.median_against([0.8, 1.2, 0.85, 1.15, 0.9, 1.1], 1.0)[3] == "cannot tell"
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 57])
+def test_leak_slope_is_scipys_theil_sen_slope(n):
+    from scipy.stats import theilslopes
+
+    values = np.random.default_rng(n).normal(size=n).cumsum() * 1e6
+    assert math.isclose(stats.leak_slope(list(values)), float(theilslopes(values)[0]), rel_tol=1e-12)
 
 
 def test_leak_slope_ignores_a_one_off_jump_and_sees_steady_growth():
