@@ -24,6 +24,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import binomtest
 
 import mlxbench  # noqa: F401  (the BLAS before mlx.core)
 from mlxbench.machine import env
@@ -51,12 +52,14 @@ def run_case(args, out: Path, value: int) -> dict | None:
     return records[0].metrics
 
 
-def trial(args, base_value: int, folder: Path) -> dict:
+def trial(args, base_value: int, folder: Path, index: int) -> dict:
     """One trial: per size (0: the identical rerun), compare's step-time verdict and the measured slowdown;
     ("not judged", None) where a run did not finish."""
     base = run_case(args, folder / "base", base_value)
     out = {}
-    for size in (0.0, *args.slowdowns):
+    sizes = [0.0, *args.slowdowns]
+    turn = index % len(sizes)  # the reruns' order rotates from trial to trial: none always runs right after base
+    for size in sizes[turn:] + sizes[:turn]:
         new = None if base is None else run_case(args, folder / f"new-{size:g}", round(base_value * (1 + size)))
         if new is None:
             out[size] = ("not judged", None)
@@ -64,6 +67,12 @@ def trial(args, base_value: int, folder: Path) -> dict:
         verdict = judge(STEP_TIME, base, new, args.threshold / 100)["verdict"]
         out[size] = (verdict, value_of(new["step_time_s"]) / value_of(base["step_time_s"]) - 1)
     return out
+
+
+def _wilson(hits: int, n: int) -> str:
+    """The Wilson score interval of a rate of ``hits`` in ``n``: what so few trials can and cannot show."""
+    interval = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return f"{interval.low:.0%}–{interval.high:.0%}"
 
 
 def table(results: list[dict], sizes: list[float], param: str) -> list[str]:
@@ -79,7 +88,7 @@ def table(results: list[dict], sizes: list[float], param: str) -> list[str]:
             hits, what = sum(v != "same" for v, _ in judged), "false alarms"
         else:
             hits, what = sum(v == "regression" for v, _ in judged), "detected"
-        rate = f"{what} {hits}/{n} ({hits / n:.0%})" if n else "cannot tell"
+        rate = f"{what} {hits}/{n} ({hits / n:.0%}, 95% CI {_wilson(hits, n)})" if n else "cannot tell"
         asked = "none (identical rerun)" if size == 0 else f"+{size:.0%} {param}"
         lines.append(f"| {asked} | {measured} | {rate} | {n} ({missing}) |")
     return lines
@@ -103,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="mlxbench-power-") as tmp:
         for i in range(args.trials):
-            results.append(trial(args, args.base_value, Path(tmp) / f"trial-{i}"))
+            results.append(trial(args, args.base_value, Path(tmp) / f"trial-{i}", i))
             print(f"trial {i + 1}/{args.trials}: " + ", ".join(
                 f"{'identical' if s == 0 else f'+{s:.0%}'} {v}" + (f" ({d:+.1%})" if d is not None else "")
-                for s, (v, d) in results[-1].items()),
+                for s, (v, d) in sorted(results[-1].items())),
                 flush=True)
     device = env.mlx_device()
     print(f"\nmachine: {env.cpu_name()}, {device['backend']} backend, mlx {device['version']}, {date.today()}")
