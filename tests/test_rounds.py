@@ -75,13 +75,14 @@ def test_pool_of_a_failed_round_fails_as_that_round_did():
     assert pooled.status == "timeout" and pooled.metrics == {} and pooled.rounds["of"] == 2
 
 
-def test_interleaved_orders_round_one_of_every_case_first():
+def test_interleaved_runs_round_one_of_every_case_first_then_alternates_abba():
     from mlxbench.suite.schema import expand, load
 
-    cases = expand(load(ROOT / "tests" / "fixtures" / "grid.yaml"))[:2]
-    order = interleaved(cases, 2)
-    assert [(c.case_id, k) for c, k in order] == [(round_id(cases[0].case_id, 1), 1), (round_id(cases[1].case_id, 1), 1),
-                                                  (round_id(cases[0].case_id, 2), 2), (round_id(cases[1].case_id, 2), 2)]
+    a, b = expand(load(ROOT / "tests" / "fixtures" / "grid.yaml"))[:2]
+    order = [(c.case_id, k) for c, k in interleaved([a, b], 3)]
+    assert order == [(round_id(a.case_id, 1), 1), (round_id(b.case_id, 1), 1), (round_id(b.case_id, 2), 2),
+                     (round_id(a.case_id, 2), 2), (round_id(a.case_id, 3), 3), (round_id(b.case_id, 3), 3)]
+    cases = [a, b]
     assert interleaved(cases, 1) == [(cases[0], 0), (cases[1], 0)]
 
 

@@ -135,12 +135,14 @@ def measure_read_bandwidth_gbps(megabytes: int = 256, budget_s: float = 1.5) -> 
     import mlx.core as mx
 
     n = int((megabytes * 2**20 // 4) ** 0.5)
-    # What is read does not change how fast it is read; drawing 512 MB of normals took 3.6 s here.
-    w = mx.full((n, n), 0.5, dtype=mx.float32)
+    # What is read does not change how fast it is read (drawing 512 MB of normals took 3.6 s here), but
+    # no two pages are alike: a hypervisor may merge identical pages, which would then read from cache.
+    w = mx.arange(n * n, dtype=mx.float32).reshape(n, n)
     x = mx.random.normal((1, n), dtype=mx.float32)
     flat = w.reshape(-1)
     halves = (flat[: flat.size // 2], flat[flat.size // 2:])
-    layers = [mx.full((1024, 1024), 0.25, dtype=mx.float32) for _ in range(megabytes // 4)]
+    layers = [mx.arange(k * 2**20, (k + 1) * 2**20, dtype=mx.float32).reshape(1024, 1024)
+              for k in range(megabytes // 4)]
     x_layer = mx.random.normal((1, 1024), dtype=mx.float32)
     mx.eval(w, x, flat, *halves, *layers, x_layer)
     streams = (mx.new_stream(mx.cpu), mx.new_stream(mx.cpu)) if mx.default_device() == mx.cpu else None

@@ -8,8 +8,10 @@ resumed run keeps the finished rounds. When every round of a case is in, the cas
 ``rounds``, each figure's value round by round: the round-to-round spread readers show. Readers of
 a run (``results.run.load_run``) see the pooled records only.
 
-``history``, ``fit``'s runoff and the ``benchmarks/`` scripts interleave through :func:`interleaved`
-and :func:`pool`, running each round case as they run any case.
+Every round scheme in mlxbench orders its rounds by the one rule of ``stats.alternating`` (ABBA):
+``run --rounds`` here, ``fit``'s runoff and the ``benchmarks/`` scripts, which measure their contenders
+in rounds without making records of them. ``history`` keeps round cases of its own
+(``history/sweep.round_case``), whose ids predate these.
 """
 
 from __future__ import annotations
@@ -32,13 +34,15 @@ def round_id(case_id: str, index: int) -> str:
 
 
 def interleaved(cases: list, rounds: int) -> list[tuple[object, int]]:
-    """(round case, round index) in run order: round 1 of every case (in the order given), then round 2, …
+    """(round case, round index) in run order: round 1 of every case (in the order given), then round 2 in
+    the reverse order, … (``stats.alternating``, ABBA: a drift that is linear in time falls on every case
+    alike, which forward-only rounds leave on the last case).
 
     A round case is the case with the round's own case id; with ``rounds`` 1, the cases themselves.
     """
     if rounds <= 1:
         return [(case, 0) for case in cases]
-    return [(replace(case, case_id=round_id(case.case_id, k)), k) for k in range(1, rounds + 1) for case in cases]
+    return [(replace(case, case_id=round_id(case.case_id, k)), k) for k, case in stats.alternating(cases, rounds)]
 
 
 def rounds_in(records: list[Record]) -> int:
