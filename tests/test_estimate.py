@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 
 import json
+import subprocess
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -130,6 +131,17 @@ def measured_peak(workload: str, params: dict) -> int:
         mx.clear_cache()
 
 
+def measured_peak_in_a_fresh_process(workload: str, params: dict) -> int:
+    """``measured_peak`` in a process of its own, as a worker has it: in this one, what earlier tests left
+    to MLX's allocator moved the peak of the same case by 2% in a full run."""
+    code = ("import json, sys\nsys.path.insert(0, sys.argv[1])\nimport test_estimate as t\n"
+            "print(t.measured_peak(sys.argv[2], json.loads(sys.argv[3])))")
+    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), workload, json.dumps(params)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.split()[-1])
+
+
 def error(estimated: int, measured: int) -> float:
     return (estimated - measured) / measured
 
@@ -154,7 +166,7 @@ def test_estimate_is_within_tolerance_of_measured_peak():
 def test_the_recorded_peaks_are_what_mlx_allocates_today(index):
     workload, params, peak = recorded_rows()[index]
     assert (workload, params) == (CASES[index][0], resolved(CASES[index][1])), f"{ROWS} is stale: run --dump again"
-    measured = measured_peak(workload, params)
+    measured = measured_peak_in_a_fresh_process(workload, params)
     if mx.default_device() != mx.cpu:  # ROWS was recorded on MLX's CPU device: here, judge the estimate itself
         assert abs(error(estimate(workload, params).peak_bytes, measured)) <= TOLERANCE
         return
