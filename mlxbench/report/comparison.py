@@ -63,11 +63,10 @@ def rule_lines(comparison: dict) -> list[str]:
     notes = {f"{x['metric']}: {x['note']}" for c in comparison["cases"] for x in c["metrics"]
              if x["test"] in ("ranges", "none") and x["note"]}
     lines += sorted(notes)
-    lone = [side for side, n in comparison.get("processes_per_case", {}).items() if n == 1]
-    if lone:
-        lines.append(f"timings of {' and '.join(lone)}: one process per case. The test sees the spread within a "
-                     "process, not between processes, which on a noisy machine can pass the threshold on its own "
-                     "(docs/speed.md measures how often); `mlxbench run --rounds N` on both sides pools N processes")
+    lines.append("timings: the test sees the spread within each run, not the machine's drift between the two "
+                 "runs, which on a drifting machine can pass the threshold alone (docs/speed.md measures how "
+                 "often); for a small change, measure both sides interleaved in one invocation: variants with "
+                 "`mlxbench run --rounds N`, commits or versions with `mlxbench history`")
     if comparison["not_judged"]:
         lines.append("not judged: " + ", ".join(f"{x['metric']} ({x['why']})" for x in comparison["not_judged"]))
     return lines

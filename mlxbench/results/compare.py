@@ -20,7 +20,6 @@ from __future__ import annotations
 from mlxbench import stats
 from mlxbench.results.metrics import Metric, samples_of, value_of
 from mlxbench.results.record import Record, latest_by_case, sweep_title
-from mlxbench.results.rounds import rounds_in
 from mlxbench.results.run import Run
 
 DEFAULT_THRESHOLD_PCT = 5.0
@@ -118,7 +117,6 @@ def compare_runs(base_run: Run, new_run: Run, threshold_pct: float = DEFAULT_THR
 
     present = {name for r in [*base.values(), *new.values()] for name in r.metrics}
     return {"threshold_pct": threshold_pct, "significance_p": SIGNIFICANCE_P, "cases": cases,
-            "processes_per_case": {"base": rounds_in(base_run.records), "new": rounds_in(new_run.records)},
             "only_in_base": [_brief(r) for c, r in base.items() if c not in new],
             "only_in_new": [_brief(r) for c, r in new.items() if c not in base],
             "regressions": having("regression"), "improvements": having("improvement"),
