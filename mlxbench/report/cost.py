@@ -11,12 +11,12 @@ def _figures(records: list[Record], name: str) -> list[float]:
 
 
 def fixed_cost(records: list[Record]) -> str:
-    """'fixed cost per case 3.7 s (median of 12: interpreter, imports, model build)', or '' where no case says."""
+    """'fixed cost per case 3.7 s (median of 12: interpreter, imports, model build, …)', or '' where no case says."""
     startup = _figures(records, "startup_s")
     if not startup:
         return ""
     return f"fixed cost per case {startup[len(startup) // 2]:.1f} s (median of {len(startup)}: interpreter, " \
-           f"imports, model build before the first warm-up step)"
+           f"imports, model build and any untimed preparation before the first warm-up step)"
 
 
 def time_spent(records: list[Record], wall_s: float) -> str:
