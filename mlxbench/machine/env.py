@@ -7,8 +7,8 @@ carries its ``env_id``.
 from __future__ import annotations
 
 import hashlib
-import json
 import importlib.util
+import json
 import platform
 import subprocess
 import sys

@@ -29,10 +29,11 @@ def add_lora(net: nn.Module, layers: int, rank: int, scale: float, dropout: floa
         lora_class = next(cls for base, cls in kinds.items() if isinstance(layer, base))
         return lora_class.from_base(layer, r=rank, scale=scale, dropout=dropout)
 
+    convertible = tuple(kinds)
     keys: set[str] = set()
     for block in net.layers:
         block.apply_to_modules(lambda path, m: keys.add(path) if hasattr(m, "to_lora") or isinstance(
-            m, tuple(kinds)) else None)
+            m, convertible) else None)
     for block in net.layers[-max(layers, 0):]:
         converted = [(k, convert(m)) for k, m in block.named_modules() if k in keys]
         if converted:

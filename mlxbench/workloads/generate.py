@@ -363,12 +363,13 @@ class Generate(Workload):
     def metrics(self, timed: dict[str, dict]) -> dict[str, Any]:
         p = self.p
         costs = model_costs(self.net, self.config, p["dtype"], p["kv_bits"], p["kv_group_size"])
+        size = model_size_bytes(self.net)
         return {
             **self.plan.figures(timed, costs),
             **self.plan.counts(),
             "model_n_params": self.n_params,
-            "model_size_bytes": model_size_bytes(self.net),
+            "model_size_bytes": size,
             "bits_per_weight": bits_per_weight(self.net),
-            "compression_ratio": self.unquantized_size_bytes / model_size_bytes(self.net),
+            "compression_ratio": self.unquantized_size_bytes / size,
             **self.quality,
         }
